@@ -1,0 +1,137 @@
+"""One LightningDataModule for every source.
+
+Images live in memory as float tensors and batches are taken by fancy indexing
+(a ``BatchSampler`` over a ``TensorDataset``), because per-sample ``DataLoader``
+collation costs more than the MLP itself on MNIST-sized data. Augmentation runs on
+whole batches after transfer, in training only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Protocol
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+
+from handwriting.data.split import SizeSpec, Splits, make_splits
+from handwriting.data.types import LabeledImages, SourceData
+
+
+class Source(Protocol):
+    def load(self) -> SourceData: ...
+
+
+def to_tensors(part: LabeledImages) -> TensorDataset:
+    """uint8 (N, 28, 28) -> float (N, 784) in [0, 1], labels int64."""
+    x = torch.from_numpy(part.images.reshape(len(part), -1).astype(np.float32) / 255.0)
+    y = torch.from_numpy(part.labels.astype(np.int64))
+    return TensorDataset(x, y)
+
+
+def fingerprint(splits: Splits, classes: tuple[str, ...], source_name: str) -> str:
+    """Identifies the evaluation data: two runs are comparable only when this matches."""
+    digest = hashlib.sha256()
+    digest.update(source_name.encode())
+    digest.update("\0".join(classes).encode())
+    for part in (splits.val, splits.test):
+        digest.update(np.ascontiguousarray(part.images).tobytes())
+        digest.update(np.ascontiguousarray(part.labels).tobytes())
+    return digest.hexdigest()[:16]
+
+
+class HandwritingDataModule(pl.LightningDataModule):
+    """Splits a source's images and serves them as in-memory tensor batches."""
+
+    def __init__(
+        self,
+        source: Source,
+        split: dict[str, SizeSpec] | None = None,
+        split_seed: int = 0,
+        batch_size: int = 128,
+        eval_batch_size: int = 1024,
+        augment: torch.nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        if batch_size <= 0 or eval_batch_size <= 0:
+            raise ValueError(f"data.batch_size must be > 0, got {batch_size}/{eval_batch_size}")
+        split = dict(split or {})
+        unknown = set(split) - {"train", "val", "test"}
+        if unknown:
+            raise ValueError(f"data.split has unknown keys {sorted(unknown)}; use train/val/test")
+        self.source = source
+        self.split = {"train": None, "val": 0.1, "test": 0.1} | split
+        self.split_seed = split_seed
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.augment = augment
+        self.splits: Splits | None = None
+        self.classes: tuple[str, ...] = ()
+        self.source_name = ""
+        self._datasets: dict[str, TensorDataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load and split once; Lightning calls this again per stage, which is then free."""
+        if self.splits is not None:
+            return
+        data = self.source.load()
+        self.splits = make_splits(data, seed=self.split_seed, **self.split)
+        self.classes = data.classes
+        self.source_name = data.name
+        self._datasets = {
+            name: to_tensors(getattr(self.splits, name)) for name in ("train", "val", "test")
+        }
+
+    @property
+    def num_classes(self) -> int:
+        self._require_setup()
+        return len(self.classes)
+
+    @property
+    def fingerprint(self) -> str:
+        self._require_setup()
+        assert self.splits is not None
+        return fingerprint(self.splits, self.classes, self.source_name)
+
+    def sizes(self) -> dict[str, int]:
+        self._require_setup()
+        return {name: len(ds) for name, ds in self._datasets.items()}
+
+    def dataset(self, name: str) -> TensorDataset:
+        self._require_setup()
+        return self._datasets[name]
+
+    def _require_setup(self) -> None:
+        if self.splits is None:
+            raise RuntimeError("call datamodule.setup() first")
+
+    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+        dataset = self.dataset(name)
+        if shuffle:
+            generator = torch.Generator().manual_seed(int(torch.initial_seed()) % 2**63)
+            sampler: Any = RandomSampler(dataset, generator=generator)
+            batch = self.batch_size
+        else:
+            sampler = SequentialSampler(dataset)
+            batch = self.eval_batch_size
+        # batch_size=None + a BatchSampler as sampler: the dataset is indexed with a list of
+        # indices once per batch instead of once per image.
+        return DataLoader(dataset, sampler=BatchSampler(sampler, batch, drop_last=False), batch_size=None)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        trainer = self.trainer
+        if self.augment is not None and trainer is not None and trainer.training:
+            x, y = batch
+            batch = (self.augment(x), y)
+        return batch

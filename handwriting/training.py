@@ -1,0 +1,162 @@
+"""One training run, from a composed config to a report and a promotion decision.
+
+Everything is built with ``hydra.utils.instantiate`` from plain constructors, so each
+part (data module, model, callbacks, loggers) is usable without Hydra; this module is
+only the glue and the order of events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.loggers import Logger, WandbLogger
+
+from handwriting.config import validate
+from handwriting.data.datamodule import HandwritingDataModule
+from handwriting.inference import model_from_checkpoint, read_checkpoint
+from handwriting.promotion import RUN_SUMMARY, Candidate, promote
+from handwriting.report import write_report
+
+log = logging.getLogger(__name__)
+
+
+def _sweep_identity(cfg: DictConfig) -> tuple[str | None, str | None]:
+    """(group, name) for W&B: one group per --multirun sweep."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hydra_cfg = HydraConfig.get()
+    except (ImportError, ValueError):
+        return None, None
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        group = Path(hydra_cfg.sweep.dir).name
+        return group, f"{group}-{hydra_cfg.job.num}"
+    return None, Path(hydra_cfg.runtime.output_dir).name
+
+
+def build_loggers(cfg: DictConfig) -> list[Logger]:
+    group, name = _sweep_identity(cfg)
+    loggers: list[Logger] = []
+    for key, logger_cfg in (cfg.get("logger") or {}).items():
+        overrides: dict[str, Any] = {}
+        if key == "wandb":
+            overrides = {"group": logger_cfg.get("group") or group, "name": logger_cfg.get("name") or name}
+        loggers.append(instantiate(logger_cfg, **overrides))
+    return loggers
+
+
+def build_callbacks(cfg: DictConfig, has_logger: bool) -> list[pl.Callback]:
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    if not has_logger:  # LearningRateMonitor refuses to run without a logger
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    return callbacks
+
+
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
+    """``"last"`` means this run dir's ``checkpoints/last.ckpt`` if it exists (fresh start if not)."""
+    if ckpt_path in (None, "", "null"):
+        return None
+    if ckpt_path == "last":
+        last = output_dir / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            log.info("Resuming from %s", last)
+            return str(last)
+        log.info("No %s yet: starting from scratch", last)
+        return None
+    path = Path(ckpt_path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such checkpoint to resume from")
+    return str(path.resolve())
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train, test, report, log and (maybe) promote. Returns the run's metrics."""
+    validate(cfg)
+    started = time.perf_counter()
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(cfg.seed, workers=True)
+
+    datamodule: HandwritingDataModule = instantiate(cfg.data, _convert_="all")
+    datamodule.prepare_data()
+    datamodule.setup("fit")  # errors in data or split surface here, before any model is built
+    log.info("Data %s: %s, %d classes", datamodule.source_name, datamodule.sizes(), datamodule.num_classes)
+    model = instantiate(
+        cfg.model, num_classes=datamodule.num_classes, class_names=list(datamodule.classes),
+        _convert_="all",
+    )
+    loggers = build_loggers(cfg)
+    callbacks = build_callbacks(cfg, has_logger=bool(loggers))
+    trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    config_dict = OmegaConf.to_container(cfg, resolve=True)
+    for logger in loggers:
+        logger.log_hyperparams({"config": config_dict, "data_fingerprint": datamodule.fingerprint})
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.ckpt_path, output_dir))
+    checkpoint_cb = trainer.checkpoint_callback
+    best_path = checkpoint_cb.best_model_path if isinstance(checkpoint_cb, ModelCheckpoint) else ""
+    trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
+    if not trainer.is_global_zero:
+        return {}
+
+    best_model = model_from_checkpoint(read_checkpoint(best_path)) if best_path else model
+    splits = {name: datamodule.dataset(name) for name in ("train", "val", "test")}
+    metrics = write_report(best_model, splits, list(datamodule.classes), output_dir / "report",
+                           misclassified=cfg.report.misclassified)
+    metrics["epochs"] = float(trainer.current_epoch)
+    metrics["train_seconds"] = time.perf_counter() - started
+    summary = {
+        "metrics": metrics,
+        "best_checkpoint": str(Path(best_path).resolve()) if best_path else None,
+        "config": config_dict,
+        "data_fingerprint": datamodule.fingerprint,
+        "data_source": datamodule.source_name,
+        "sizes": datamodule.sizes(),
+    }
+    (output_dir / RUN_SUMMARY).write_text(json.dumps(summary, indent=2))
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            log_to_wandb(logger, output_dir, metrics, best_path)
+
+    if cfg.promote.enabled and best_path:
+        result = promote(Candidate.from_run_dir(output_dir), cfg.promote.dir, force=cfg.promote.force)
+        verdict = "Promoted" if result.promoted else "Not promoted"
+        log.info("%s to %s: %s", verdict, result.path, result.reason)
+        print(f"{verdict} -> {result.path}: {result.reason}")
+    finish_wandb(loggers)
+    return metrics
+
+
+def log_to_wandb(logger: WandbLogger, output_dir: Path, metrics: dict[str, float], best_path: str) -> None:
+    """Report images, final metrics and the best checkpoint as a W&B model artifact."""
+    import wandb
+
+    run = logger.experiment
+    report_dir = output_dir / "report"
+    run.log({
+        "report/confusion_matrix": wandb.Image(str(report_dir / "confusion_matrix.png")),
+        "report/misclassified": wandb.Image(str(report_dir / "misclassified.png")),
+    })
+    run.summary.update({f"final/{k}": v for k, v in metrics.items()})
+    if best_path:
+        artifact = wandb.Artifact(f"model-{run.id}", type="model", metadata=metrics)
+        artifact.add_file(best_path, name="model.ckpt")
+        artifact.add_file(str(output_dir / RUN_SUMMARY), name=RUN_SUMMARY)
+        run.log_artifact(artifact, aliases=["best", "latest"])
+
+
+def finish_wandb(loggers: list[Logger]) -> None:
+    """Close the W&B run so the next job of a --multirun starts a new one."""
+    if any(isinstance(lg, WandbLogger) for lg in loggers):
+        import wandb
+
+        wandb.finish()
