@@ -1,0 +1,212 @@
+"""Checksummed downloads into a cache folder, trying mirrors in turn.
+
+Why this exists: datasets must be fetched once, verified (a truncated or
+tampered file must never be parsed as data), and written atomically so an
+interrupted download never leaves a half file that looks complete. When the
+machine is offline the user gets a message saying exactly which files to put
+where, so they can copy them over by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+DATA_DIR_ENV = "HANDWRITING_DATA_DIR"
+_CHUNK = 1 << 20
+
+
+class DownloadError(RuntimeError):
+    """Files could not be found in the cache nor fetched from any mirror."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file to fetch, with at least one checksum so the content can be trusted."""
+
+    name: str
+    md5: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.md5 or self.sha256):
+            raise ValueError(f"{self.name}: give an md5 or sha256 checksum")
+
+    def describe(self) -> str:
+        parts = [f"sha256 {self.sha256}" if self.sha256 else f"md5 {self.md5}"]
+        if self.size is not None:
+            parts.append(f"{self.size:,} bytes")
+        return f"{self.name} ({', '.join(parts)})"
+
+
+def default_data_dir(dataset: str) -> Path:
+    """``$HANDWRITING_DATA_DIR/<dataset>``, else ``~/.cache/handwriting/<dataset>``
+    (``$XDG_CACHE_HOME`` is honoured)."""
+    root = os.environ.get(DATA_DIR_ENV)
+    if root:
+        return Path(root).expanduser() / dataset
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "handwriting" / dataset
+
+
+def _hashers(remote: RemoteFile) -> dict[str, Any]:
+    hashers = {}
+    if remote.md5:
+        hashers["md5"] = hashlib.md5(usedforsecurity=False)
+    if remote.sha256:
+        hashers["sha256"] = hashlib.sha256()
+    return hashers
+
+
+def _mismatch(remote: RemoteFile, hashers: dict[str, Any], size: int) -> str | None:
+    """Describe why the content does not match ``remote``, or None when it does."""
+    if remote.size is not None and size != remote.size:
+        return f"size {size:,} bytes, expected {remote.size:,}"
+    for name, hasher in hashers.items():
+        expected = getattr(remote, name)
+        if hasher.hexdigest() != expected.lower():
+            return f"{name} {hasher.hexdigest()}, expected {expected}"
+    return None
+
+
+def verify_file(path: Path, remote: RemoteFile) -> str | None:
+    """Check a cached file; returns None when it is intact, else the problem."""
+    hashers = _hashers(remote)
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            size += len(chunk)
+            for hasher in hashers.values():
+                hasher.update(chunk)
+    return _mismatch(remote, hashers, size)
+
+
+def _fetch(url: str, remote: RemoteFile, target: Path, timeout: float) -> None:
+    """Stream ``url`` into a temp file beside ``target``, verify, then rename."""
+    hashers = _hashers(remote)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{remote.name}.", suffix=".part", dir=target.parent)
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            total = response.headers.get("Content-Length")
+            size = 0
+            with tqdm(
+                total=int(total) if total else remote.size,
+                unit="B",
+                unit_scale=True,
+                desc=remote.name,
+                disable=None,  # only draw on a terminal
+                leave=False,
+            ) as bar:
+                while chunk := response.read(_CHUNK):
+                    out.write(chunk)
+                    size += len(chunk)
+                    for hasher in hashers.values():
+                        hasher.update(chunk)
+                    bar.update(len(chunk))
+        problem = _mismatch(remote, hashers, size)
+        if problem:
+            raise DownloadError(f"checksum mismatch: {problem}")
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _join(mirror: str, name: str) -> str:
+    return mirror.rstrip("/") + "/" + name
+
+
+def ensure_files(
+    files: Sequence[RemoteFile],
+    cache_dir: str | Path,
+    mirrors: Sequence[str],
+    *,
+    download: bool = True,
+    dataset: str = "dataset",
+    timeout: float = 30.0,
+) -> dict[str, Path]:
+    """Make every file present and verified in ``cache_dir``; return name -> path.
+
+    Cached files are verified first; missing or corrupt ones are fetched from the
+    first mirror that serves them intact. A mirror that cannot even be connected
+    to is not retried for the remaining files (so offline runs fail fast).
+    """
+    cache_dir = Path(cache_dir).expanduser()
+    paths: dict[str, Path] = {}
+    problems: dict[str, list[str]] = {}
+    dead_mirrors: set[str] = set()
+    for remote in files:
+        target = cache_dir / remote.name
+        notes: list[str] = []
+        if target.is_file():
+            problem = verify_file(target, remote)
+            if problem is None:
+                paths[remote.name] = target
+                continue
+            notes.append(f"cached copy is corrupt ({problem})")
+        if not download:
+            problems[remote.name] = notes or ["not in the cache and download=False"]
+            continue
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DownloadError(
+                f"Cannot create the {dataset} cache folder {cache_dir}: {error}. "
+                f"Pass another cache_dir or set {DATA_DIR_ENV}."
+            ) from error
+        for mirror in mirrors:
+            url = _join(mirror, remote.name)
+            if mirror in dead_mirrors:
+                notes.append(f"{url}: skipped (mirror unreachable)")
+                continue
+            try:
+                _fetch(url, remote, target, timeout)
+            except urllib.error.HTTPError as error:
+                notes.append(f"{url}: HTTP {error.code} {error.reason}")
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+                reason = getattr(error, "reason", error)
+                notes.append(f"{url}: {reason}")
+                dead_mirrors.add(mirror)
+            except (DownloadError, OSError) as error:
+                notes.append(f"{url}: {error}")
+            else:
+                paths[remote.name] = target
+                break
+        if remote.name not in paths:
+            problems[remote.name] = notes
+    if problems:
+        raise DownloadError(
+            _missing_message(files, problems, cache_dir, mirrors, dataset, download)
+        )
+    return paths
+
+
+def _missing_message(
+    files: Sequence[RemoteFile],
+    problems: dict[str, list[str]],
+    cache_dir: Path,
+    mirrors: Sequence[str],
+    dataset: str,
+    download: bool,
+) -> str:
+    how = "could not be downloaded" if download else "are missing and download=False"
+    lines = [f"{len(problems)} {dataset} file(s) {how}.", "What happened:"]
+    for name, notes in problems.items():
+        lines.append(f"  {name}:")
+        lines.extend(f"    - {note}" for note in notes)
+    lines.append(f"To fix it, place these files (byte-identical) in {cache_dir}:")
+    lines.extend(f"  {remote.describe()}" for remote in files if remote.name in problems)
+    lines.append("They are available from any of:")
+    lines.extend(f"  {mirror}" for mirror in mirrors)
+    lines.append(f"Or point cache_dir (or ${DATA_DIR_ENV}) at a folder that already holds them.")
+    return "\n".join(lines)

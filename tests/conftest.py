@@ -1,0 +1,35 @@
+"""Shared test setup: never touch the network, never write into the project's models/."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+
+os.environ["WANDB_MODE"] = "offline"
+os.environ["WANDB_SILENT"] = "true"
+os.environ.setdefault("HANDWRITING_ROOT", str(ROOT))
+os.environ.setdefault("PYTHONHASHSEED", "0")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_model_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any code that falls back to the default promoted dir writes into a temp dir instead."""
+    monkeypatch.setenv("HANDWRITING_MODEL_DIR", str(tmp_path_factory.mktemp("promoted-default")))
+
+
+@pytest.fixture
+def mnist_dir() -> Path:
+    """The official MNIST files as an already-filled cache (tests skip where absent)."""
+    if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"official MNIST files not at {SHARED_MNIST}")
+    return SHARED_MNIST
+
+
+def python() -> str:
+    return sys.executable
