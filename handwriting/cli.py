@@ -1,0 +1,115 @@
+"""`handwriting` command line: promote runs, summarize sweeps, read image files.
+
+    handwriting promote outputs/sweeps/2026-11-26_12-00-00 [--force]
+    handwriting summarize outputs/sweeps/2026-11-26_12-00-00
+    handwriting predict digit.png other.jpg
+    handwriting info
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def default_model_dir() -> Path:
+    """Where the app loads from: $HANDWRITING_MODEL_DIR, else <project>/models/promoted."""
+    env = os.environ.get("HANDWRITING_MODEL_DIR")
+    if env:
+        return Path(env)
+    root = os.environ.get("HANDWRITING_ROOT")
+    return (Path(root) if root else Path.cwd()) / "models" / "promoted"
+
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    from handwriting.promotion import best_run, find_runs, promote
+
+    candidates = find_runs(args.directory)
+    best = best_run(candidates)
+    print(f"{len(candidates)} finished run(s); best by val/acc: {best.run_dir} ({best.score:.4f})")
+    result = promote(best, args.to, force=args.force)
+    print(f"{'Promoted' if result.promoted else 'Not promoted'} -> {result.path}: {result.reason}")
+    return 0
+
+
+def _cmd_summarize(args: argparse.Namespace) -> int:
+    from handwriting.sweep import summarize
+
+    summarize(Path(args.directory), promote_to=None if args.no_promote else args.to, force=args.force)
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from handwriting.inference import Predictor
+    from handwriting.preprocessing import EmptyImageError, ImageError
+
+    predictor = Predictor.from_checkpoint(Path(args.model) / "model.ckpt"
+                                          if Path(args.model).is_dir() else args.model)
+    status = 0
+    for image in args.images:
+        try:
+            prediction = predictor.predict_image(image)
+        except (ImageError, EmptyImageError, FileNotFoundError) as exc:
+            print(f"{image}: error: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        top = ", ".join(f"{label} {p:.1%}" for label, p in prediction.top_k(3))
+        print(f"{image}: {prediction.label} ({prediction.confidence:.1%})  top-3: {top}")
+    return status
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from handwriting.promotion import current_metadata
+
+    meta = current_metadata(args.model)
+    if meta is None:
+        print(f"No promoted model in {args.model}. Train one: python train.py")
+        return 1
+    print(json.dumps({k: v for k, v in meta.items() if k != "config"}, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="handwriting", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    model_dir = str(default_model_dir())
+
+    p = sub.add_parser("promote", help="promote the best run (by val/acc) under a run or sweep dir")
+    p.add_argument("directory", help="a run dir or a sweep dir containing run.json files")
+    p.add_argument("--to", default=model_dir, help=f"promoted model dir (default {model_dir})")
+    p.add_argument("--force", action="store_true", help="promote even if not better / other data")
+    p.set_defaults(func=_cmd_promote)
+
+    p = sub.add_parser("summarize", help="ranked table + plot of a sweep, then promote its best run")
+    p.add_argument("directory")
+    p.add_argument("--to", default=model_dir)
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--no-promote", action="store_true")
+    p.set_defaults(func=_cmd_summarize)
+
+    p = sub.add_parser("predict", help="read handwritten characters from image files")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--model", default=model_dir, help="model.ckpt or a promoted dir")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("info", help="show the promoted model's metrics and provenance")
+    p.add_argument("--model", default=model_dir)
+    p.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

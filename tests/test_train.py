@@ -1,0 +1,131 @@
+"""Real training through the command line, as a user runs it (small data, few epochs)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from handwriting.data.datamodule import HandwritingDataModule
+from handwriting.data.embedded import EmbeddedMNIST
+from handwriting.inference import Predictor
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["data.split.train=3000", "data.split.val=500", "data.split.test=500"]
+
+pytestmark = pytest.mark.slow
+
+
+def run_train(*overrides: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "train.py", *overrides], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    tmp = tmp_path_factory.mktemp("train")
+    run_dir, promoted = tmp / "run", tmp / "promoted"
+    result = run_train("trainer.max_epochs=3", "lr=0.002", *SMALL,
+                       f"hydra.run.dir={run_dir}", f"promote.dir={promoted}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, promoted, result
+
+
+def test_run_beats_chance_on_held_out_data(trained) -> None:
+    run_dir, _, _ = trained
+    summary = json.loads((run_dir / "run.json").read_text())
+    metrics = summary["metrics"]
+    assert summary["sizes"] == {"train": 3000, "val": 500, "test": 500}
+    assert metrics["test/acc"] > 0.75, metrics  # chance is 0.10
+    assert metrics["val/acc"] > 0.75, metrics
+    assert 0 < metrics["train/acc"] <= 1  # the original brief logged "null" here
+
+
+def test_report_and_logs_are_written(trained) -> None:
+    run_dir, _, result = trained
+    report = json.loads((run_dir / "report" / "report.json").read_text())
+    assert set(report["per_class_test_accuracy"]) == {str(d) for d in range(10)}
+    assert np.array(report["test_confusion_matrix"]).sum() == 500
+    for png in ("confusion_matrix.png", "misclassified.png"):
+        assert (run_dir / "report" / png).read_bytes()[:4] == b"\x89PNG"
+    with open(run_dir / "csv" / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    train_acc = [float(r["train/acc"]) for r in rows if r.get("train/acc")]
+    assert len(train_acc) == 3 and all(0 < a <= 1 for a in train_acc)
+    offline_runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert offline_runs and list(offline_runs[0].glob("*.wandb"))
+    assert "test" in result.stdout and "accuracy" in result.stdout  # the printed table
+
+
+def test_promoted_model_matches_reported_test_accuracy(trained) -> None:
+    run_dir, promoted, result = trained
+    assert "Promoted" in result.stdout
+    predictor = Predictor.from_checkpoint(promoted / "model.ckpt")
+    summary = json.loads((run_dir / "run.json").read_text())
+    assert predictor.metadata["metrics"]["val/acc"] == summary["metrics"]["val/acc"]
+    assert json.loads((promoted / "model.json").read_text())["data_fingerprint"] == summary["data_fingerprint"]
+    # recompute test accuracy independently from the same split
+    dm = HandwritingDataModule(EmbeddedMNIST(), split={"train": 3000, "val": 500, "test": 500})
+    dm.setup()
+    x, y = dm.dataset("test").tensors
+    accuracy = float((predictor.probabilities(x.numpy()).argmax(1) == y.numpy()).mean())
+    assert accuracy == pytest.approx(summary["metrics"]["test/acc"], abs=1e-6)
+
+
+def test_worse_run_is_not_promoted(trained, tmp_path: Path) -> None:
+    _, promoted, _ = trained
+    before = (promoted / "model.ckpt").read_bytes()
+    result = run_train("trainer.max_epochs=1", "lr=0.00001", *SMALL, "logger=csv",
+                       f"hydra.run.dir={tmp_path}/run", f"promote.dir={promoted}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Not promoted" in result.stdout
+    assert (promoted / "model.ckpt").read_bytes() == before
+
+
+def test_interrupted_run_resumes_from_last_checkpoint(tmp_path: Path) -> None:
+    """Ctrl-C mid-run, then `ckpt_path=last` in the same run dir: at most one epoch is lost."""
+    run_dir = tmp_path / "run"
+    args = ["data.split.train=2000", "data.split.val=300", "data.split.test=300", "logger=csv",
+            f"hydra.run.dir={run_dir}", f"promote.dir={tmp_path}/promoted", "callbacks.early_stopping=null"]
+    env = os.environ | {"WANDB_MODE": "offline"}
+    proc = subprocess.Popen([sys.executable, "train.py", "trainer.max_epochs=200", *args], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if last.is_file() and _epoch(last) >= 1:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("no last.ckpt with 2 finished epochs appeared")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (run_dir / "run.json").exists(), "an interrupted run must not look finished"
+    saved_epoch = _epoch(last)
+    resumed_to = saved_epoch + 2
+    result = run_train(f"trainer.max_epochs={resumed_to}", "ckpt_path=last", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Restoring states from the checkpoint" in result.stderr + result.stdout
+    summary = json.loads((run_dir / "run.json").read_text())
+    assert summary["metrics"]["epochs"] == resumed_to
+
+
+def _epoch(path: Path) -> int:
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+    except Exception:  # being written right now
+        return -1
