@@ -14,7 +14,13 @@ from typing import Any, Protocol
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    RandomSampler,
+    SequentialSampler,
+    TensorDataset,
+)
 
 from handwriting.data.split import SizeSpec, Splits, make_splits
 from handwriting.data.types import LabeledImages, SourceData
