@@ -139,6 +139,8 @@ def _decide(candidate: Candidate, current: dict[str, Any] | None, force: bool) -
         return True, "forced"
     if current is None:
         return True, "nothing promoted yet"
+    if current.get("source_checkpoint") == str(candidate.checkpoint.resolve()):
+        return False, "it is already the promoted model"
     if current.get("data_fingerprint") != candidate.data_fingerprint:
         return False, (
             "the promoted model was evaluated on different data "

@@ -42,15 +42,20 @@ class RunRow:
         return arch + ("+" + ",".join(extras) if extras else "")
 
 
-def _overrides(run_dir: Path) -> str:
+def _overrides(run_dir: Path) -> list[str]:
     path = run_dir / ".hydra" / "overrides.yaml"
     if not path.is_file():
-        return ""
-    return " ".join(yaml.safe_load(path.read_text()) or [])
+        return []
+    return list(yaml.safe_load(path.read_text()) or [])
 
 
 def collect(directory: Path) -> list[RunRow]:
-    rows = [RunRow(c, _overrides(c.run_dir)) for c in find_runs(directory)]
+    """Finished runs, best first; ``overrides`` keeps only what differs between runs."""
+    candidates = find_runs(directory)
+    overrides = [_overrides(c.run_dir) for c in candidates]
+    shared = set.intersection(*(set(o) for o in overrides)) if overrides else set()
+    rows = [RunRow(c, " ".join(x for x in o if x not in shared))
+            for c, o in zip(candidates, overrides, strict=True)]
     return sorted(rows, key=lambda r: -r.candidate.score)
 
 

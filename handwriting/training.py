@@ -28,7 +28,7 @@ from handwriting.report import write_report
 log = logging.getLogger(__name__)
 
 
-def _sweep_identity(cfg: DictConfig) -> tuple[str | None, str | None]:
+def _sweep_identity() -> tuple[str | None, str | None]:
     """(group, name) for W&B: one group per --multirun sweep."""
     try:
         from hydra.core.hydra_config import HydraConfig
@@ -43,8 +43,7 @@ def _sweep_identity(cfg: DictConfig) -> tuple[str | None, str | None]:
     return None, Path(hydra_cfg.runtime.output_dir).name
 
 
-def build_loggers(cfg: DictConfig) -> list[Logger]:
-    group, name = _sweep_identity(cfg)
+def build_loggers(cfg: DictConfig, group: str | None = None, name: str | None = None) -> list[Logger]:
     loggers: list[Logger] = []
     for key, logger_cfg in (cfg.get("logger") or {}).items():
         overrides: dict[str, Any] = {}
@@ -94,7 +93,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         cfg.model, num_classes=datamodule.num_classes, class_names=list(datamodule.classes),
         _convert_="all",
     )
-    loggers = build_loggers(cfg)
+    wandb_group, wandb_name = _sweep_identity()
+    loggers = build_loggers(cfg, wandb_group, wandb_name)
     callbacks = build_callbacks(cfg, has_logger=bool(loggers))
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     config_dict = OmegaConf.to_container(cfg, resolve=True)
@@ -121,6 +121,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "data_fingerprint": datamodule.fingerprint,
         "data_source": datamodule.source_name,
         "sizes": datamodule.sizes(),
+        "wandb_group": wandb_group,
     }
     (output_dir / RUN_SUMMARY).write_text(json.dumps(summary, indent=2))
     for logger in loggers:
