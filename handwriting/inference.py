@@ -38,11 +38,14 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for bad files: all mean "unusable"
+        # torch's own message suggests weights_only=False: never do that for a file we did
+        # not write, so only the kind of failure is passed on.
+        unsafe = "Unsupported global" in str(exc) or "Unsupported class" in str(exc)
+        kind = ("it holds objects other than tensors and plain values" if unsafe
+                else "not a checkpoint file, or truncated")
         raise ModelLoadError(
-            f"{path} is not a readable, safe checkpoint ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else 'no details'}). "
-            f"Replace it by promoting a run again (handwriting promote <run dir> --force) "
-            f"or retrain with python train.py."
+            f"{path} is not a readable, safe checkpoint ({kind}). Replace it by promoting a "
+            f"run again (handwriting promote <run dir> --force) or retrain with python train.py."
         ) from exc
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ModelLoadError(f"{path} holds no 'state_dict': not a handwriting/Lightning checkpoint")

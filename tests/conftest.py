@@ -15,6 +15,9 @@ os.environ["WANDB_MODE"] = "offline"
 os.environ["WANDB_SILENT"] = "true"
 os.environ.setdefault("HANDWRITING_ROOT", str(ROOT))
 os.environ.setdefault("PYTHONHASHSEED", "0")
+# One thread per process: on a small shared machine torch's default thread pool makes tiny
+# models many times slower, and subprocesses (train.py, streamlit) inherit this.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,273 @@
+"""Draw a digit (or upload a picture of one) and see what the promoted model reads,
+next to Tesseract's reading of the same 28x28 input.
+
+Run from the project folder:  streamlit run app/streamlit_app.py
+
+Only layout lives here; every decision (which model file, messages, upload checks,
+reading, Tesseract) is in ``handwriting.serving`` and unit-tested there. Each mode is
+one function in ``MODES``, so a "Number (several digits)" mode is one more entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import altair as alt
+import numpy as np
+import streamlit as st
+
+from handwriting import serving
+from handwriting.inference import ModelLoadError, Predictor
+from handwriting.ocr import TesseractReader
+from handwriting.preprocessing import EmptyImageError
+
+CANVAS_SIZE = 280  # px; 10x the model's 28x28 input
+TOP_K = 3
+PREVIEW_SCALE = 7  # 28 px * 7 = 196 px on screen
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Sidebar choices every mode can use."""
+
+    stroke_width: int
+    live: bool
+    compare_tesseract: bool
+
+
+# --------------------------------------------------------------------------- cached resources
+
+
+@st.cache_resource(show_spinner="Loading the model...", max_entries=4)
+def cached_predictor(path: str, mtime_ns: int) -> Predictor:
+    """Loaded once per (file, modification time): promoting a new model replaces the file,
+    changes the key, and the next page run loads it -- no restart needed."""
+    del mtime_ns  # part of the cache key only
+    return serving.load_predictor(path)
+
+
+@st.cache_resource
+def cached_reader(whitelist: str) -> TesseractReader:
+    return TesseractReader(whitelist=whitelist)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def cached_tesseract_status() -> str:
+    return serving.tesseract_status()
+
+
+def load_model() -> tuple[Predictor | None, Path]:
+    """The promoted model, or (None, path) after showing why there is none."""
+    path = serving.promoted_model_path()
+    key = serving.model_cache_key(path)
+    if key is None:
+        st.info(serving.missing_model_message(path))
+        return None, path
+    try:
+        return cached_predictor(*key), path
+    except ModelLoadError as exc:
+        st.error(serving.corrupt_model_message(path, exc))
+        return None, path
+
+
+# --------------------------------------------------------------------------- sidebar
+
+
+def model_panel(predictor: Predictor, path: Path) -> None:
+    rows = dict(serving.describe_model(predictor, path))
+    st.header("Model")
+    st.caption(f"`{rows.pop('File')}`")
+    st.metric("Validation accuracy", rows.pop("Validation accuracy"))
+    st.metric("Test accuracy", rows.pop("Test accuracy"))
+    st.markdown(f"**Architecture:** {rows.pop('Architecture')}")
+    with st.expander("Details", expanded=False):
+        st.markdown("\n".join(f"- **{name}:** `{value}`" for name, value in rows.items()))
+
+
+def settings_panel() -> Settings:
+    st.header("Settings")
+    stroke = st.slider("Stroke width", min_value=8, max_value=40, value=20, step=1)
+    live = st.toggle("Live prediction", value=False, help="Read after every stroke, no button")
+    compare = st.toggle("Compare with Tesseract", value=True)
+    st.caption(cached_tesseract_status())
+    return Settings(stroke_width=stroke, live=live, compare_tesseract=compare)
+
+
+# --------------------------------------------------------------------------- result display
+
+
+def probability_chart(reading: serving.Reading, k: int) -> alt.Chart:
+    frame = serving.probability_frame(reading.prediction, k)
+    frame["shown as"] = np.where(frame["top_k"], f"top {k}", "other")
+    return (
+        alt.Chart(frame, height=220)
+        .mark_bar()
+        .encode(
+            x=alt.X("class:N", sort=None, title="class", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), title="probability"),
+            color=alt.Color(
+                "shown as:N",
+                scale=alt.Scale(domain=[f"top {k}", "other"], range=["#e4572e", "#9aa5b1"]),
+                legend=alt.Legend(orient="top", title=None),
+            ),
+            tooltip=["class", alt.Tooltip("probability:Q", format=".3f"), "rank"],
+        )
+    )
+
+
+def show_reading(reading: serving.Reading, k: int = TOP_K) -> None:
+    """The model's answer, its probabilities, its input and Tesseract's answer."""
+    prediction = reading.prediction
+    answer, confidence = st.columns(2)
+    answer.metric("Model reads", prediction.label)
+    confidence.metric("Confidence", f"{100 * prediction.confidence:.1f} %")
+    top = ", ".join(f"{label} ({100 * p:.1f} %)" for label, p in prediction.top_k(k))
+    st.caption(f"Top {k}: {top}")
+    st.altair_chart(probability_chart(reading, k), width="stretch")
+
+    seen, tesseract = st.columns(2)
+    with seen:
+        st.image(
+            serving.enlarge(reading.image, PREVIEW_SCALE),
+            caption="What the model sees (28x28, enlarged)",
+        )
+    with tesseract:
+        st.markdown("**Tesseract on the same 28x28 input**")
+        if reading.ocr is None:
+            st.info(serving.format_ocr(reading))
+        else:
+            st.markdown(serving.format_ocr(reading))
+            if reading.agrees is not None:
+                st.caption(
+                    "Same answer as the model." if reading.agrees else "Differs from the model."
+                )
+
+
+# --------------------------------------------------------------------------- single digit mode
+
+
+def _clear_canvas() -> None:
+    """A new key gives a fresh, empty canvas (the toolbar's reset does the same in place)."""
+    st.session_state["canvas_version"] = st.session_state.get("canvas_version", 0) + 1
+    st.session_state.pop("digit_reading", None)
+
+
+def _reader(predictor: Predictor, settings: Settings) -> TesseractReader | None:
+    if not settings.compare_tesseract:
+        return None
+    return cached_reader(serving.tesseract_whitelist(predictor.classes))
+
+
+def draw_digit(predictor: Predictor, settings: Settings) -> None:
+    from streamlit_drawable_canvas import st_canvas  # only importable inside a running app
+
+    canvas_column, result_column = st.columns([1, 2], gap="large")
+    with canvas_column:
+        st.markdown("Draw **one digit**, large, in the middle of the box.")
+        canvas = st_canvas(
+            stroke_width=settings.stroke_width,
+            stroke_color="#FFFFFF",
+            background_color="#000000",  # white on black, like MNIST
+            width=CANVAS_SIZE,
+            height=CANVAS_SIZE,
+            drawing_mode="freedraw",
+            return_image_data=True,
+            update_streamlit=True,
+            key=f"digit_canvas_{st.session_state.get('canvas_version', 0)}",
+        )
+        read_col, clear_col = st.columns(2)
+        read = read_col.button("Read", type="primary", key="read_digit", width="stretch")
+        clear_col.button("Clear", on_click=_clear_canvas, key="clear_digit", width="stretch")
+        st.caption("Undo, redo and reset: the canvas toolbar (hover over the canvas).")
+
+    rgba = canvas.image_data
+    digest = hashlib.sha1(rgba.tobytes()).hexdigest() if rgba is not None else None
+    with result_column:
+        if read or settings.live:
+            try:
+                reading = serving.read_canvas(predictor, rgba, _reader(predictor, settings))
+            except EmptyImageError:
+                st.session_state.pop("digit_reading", None)
+                st.warning(serving.EMPTY_CANVAS_MESSAGE, icon="✏️")
+                return
+            st.session_state["digit_reading"] = (digest, reading)
+        stored = st.session_state.get("digit_reading")
+        if stored is not None and stored[0] == digest:
+            show_reading(stored[1])
+        elif stored is not None:
+            st.info("The drawing changed: press **Read** to read it again.")
+        else:
+            st.info("Draw a digit on the left, then press **Read**.")
+
+
+def upload_digit(predictor: Predictor, settings: Settings) -> None:
+    upload_column, result_column = st.columns([1, 2], gap="large")
+    with upload_column:
+        upload = st.file_uploader(
+            "A picture of one digit",
+            type=list(serving.UPLOAD_TYPES),
+            max_upload_size=serving.MAX_UPLOAD_MB,
+            key="digit_upload",
+        )
+        if upload is None:
+            st.caption(f"{', '.join(serving.UPLOAD_TYPES)}; up to {serving.MAX_UPLOAD_MB} MB.")
+            return
+    with result_column:
+        try:
+            reading = serving.read_upload(
+                predictor, upload.name, upload.getvalue(), _reader(predictor, settings)
+            )
+        except serving.UploadError as exc:
+            st.error(str(exc))
+            return
+        except EmptyImageError:
+            st.warning(serving.EMPTY_UPLOAD_MESSAGE)
+            return
+        show_reading(reading)
+    with upload_column:
+        st.image(upload.getvalue(), caption=upload.name, width=CANVAS_SIZE)
+
+
+def single_digit_mode(predictor: Predictor, settings: Settings) -> None:
+    source = st.radio(
+        "Input",
+        ["Draw", "Upload an image"],
+        horizontal=True,
+        key="single_source",
+        label_visibility="collapsed",
+    )
+    if source == "Draw":
+        draw_digit(predictor, settings)
+    else:
+        upload_digit(predictor, settings)
+
+
+# Mode name -> page body. Add "Number (several digits)" here when segmentation lands.
+MODES: dict[str, Callable[[Predictor, Settings], None]] = {
+    "Single digit": single_digit_mode,
+}
+
+
+# --------------------------------------------------------------------------- page
+
+
+def main() -> None:
+    st.set_page_config(page_title="Handwriting reader", page_icon="✍️", layout="wide")
+    st.title("Handwriting reader")
+    with st.sidebar:
+        model_box = st.container()  # filled below, shown above the settings
+        settings = settings_panel()
+    predictor, path = load_model()
+    if predictor is None:
+        return
+    with model_box:
+        model_panel(predictor, path)
+    names = list(MODES)
+    mode = st.radio("Mode", names, horizontal=True, key="mode") if len(names) > 1 else names[0]
+    MODES[mode](predictor, settings)
+
+
+main()

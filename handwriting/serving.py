@@ -1,0 +1,337 @@
+"""What the drawing app does, without Streamlit: find and load the promoted model,
+describe it, read a drawing or an upload with it, and put Tesseract's reading beside it.
+
+Kept apart from ``app/streamlit_app.py`` so every decision the app makes (which file,
+which message, what counts as a bad upload) is unit-tested without a browser, and so
+other front ends (a CLI, a web API) can reuse it. The app itself only lays out widgets.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from handwriting.inference import ModelLoadError, ModelNotFoundError, Prediction, Predictor
+from handwriting.ocr import OcrResult, TesseractReader, TesseractUnavailable
+from handwriting.preprocessing import ImageError, load_image, prepare_canvas, prepare_image
+from handwriting.promotion import MODEL_FILE
+
+MODEL_DIR_ENV = "HANDWRITING_MODEL_DIR"
+TRAIN_COMMAND = "python train.py"
+
+# Uploads: what the file picker offers and what the server accepts. A digit needs a few
+# hundred pixels per side; the limits only stop accidents and decompression bombs.
+UPLOAD_TYPES: tuple[str, ...] = ("png", "jpg", "jpeg", "bmp", "gif", "webp")
+MAX_UPLOAD_MB = 5
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+MAX_UPLOAD_PIXELS = 4096 * 4096
+
+EMPTY_CANVAS_MESSAGE = (
+    "Draw a digit first: the canvas is empty (or has too little ink to read). "
+    "Draw one large digit with the mouse, a finger or a pen, then press Read."
+)
+EMPTY_UPLOAD_MESSAGE = (
+    "No digit found in this picture: it looks blank (too little contrast between ink and "
+    "paper). Upload a photo or scan of one dark digit on light paper (or light on dark)."
+)
+
+
+# --------------------------------------------------------------------------- model files
+
+
+def project_root() -> Path:
+    """The project folder: ``HANDWRITING_ROOT`` (set by train.py) or this package's parent."""
+    env = os.environ.get("HANDWRITING_ROOT")
+    return Path(env) if env else Path(__file__).resolve().parents[1]
+
+
+def promoted_dir() -> Path:
+    """Where promotion puts the model: ``HANDWRITING_MODEL_DIR`` or ``<root>/models/promoted``
+    (the same rule as ``conf/paths/default.yaml``, so the app loads what training promoted)."""
+    env = os.environ.get(MODEL_DIR_ENV)
+    return Path(env) if env else project_root() / "models" / "promoted"
+
+
+def promoted_model_path(directory: str | Path | None = None) -> Path:
+    return Path(directory if directory is not None else promoted_dir()) / MODEL_FILE
+
+
+def model_cache_key(path: str | Path) -> tuple[str, int] | None:
+    """(absolute path, mtime in ns) of the model file, ``None`` when there is none.
+
+    Promotion replaces the file atomically (new inode, new mtime), so a cache keyed on
+    this picks up a newly promoted model on the next page run without a restart.
+    """
+    path = Path(path).resolve()
+    try:
+        return str(path), path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+def load_predictor(path: str | Path) -> Predictor:
+    """Load a checkpoint safely (``weights_only``); raises ModelNotFoundError / ModelLoadError
+    (anything unexpected from a strange file becomes a ModelLoadError naming the file)."""
+    try:
+        return Predictor.from_checkpoint(path)
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        raise ModelLoadError(f"{path} could not be loaded ({type(exc).__name__}: {exc})") from exc
+
+
+def missing_model_message(path: str | Path) -> str:
+    """Markdown telling someone with no model what to run (the exact command)."""
+    return (
+        f"**No trained model yet.** There is no model file at `{path}`.\n\n"
+        f"Train one and promote it (about a minute on a laptop CPU) from the project folder:\n\n"
+        f"```bash\n{TRAIN_COMMAND}\n```\n\n"
+        f"then reload this page. To use a model stored elsewhere, start the app with "
+        f"`{MODEL_DIR_ENV}=/path/to/dir` (the folder that holds `{MODEL_FILE}`)."
+    )
+
+
+def corrupt_model_message(path: str | Path, error: Exception) -> str:
+    """Markdown for a model file that exists but cannot be used."""
+    advice = (
+        ""
+        if TRAIN_COMMAND in str(error)
+        else (
+            f"Promote a run again (`handwriting promote <run dir> --force`) or retrain with "
+            f"`{TRAIN_COMMAND}`. "
+        )
+    )
+    return (
+        f"**The model file `{path}` cannot be used.**\n\n{error}\n\n{advice}Then reload this page."
+    )
+
+
+def model_problem(path: str | Path, error: Exception) -> str:
+    """The message for any failure to load ``path``."""
+    if isinstance(error, ModelNotFoundError):
+        return missing_model_message(path)
+    return corrupt_model_message(path, error)
+
+
+# --------------------------------------------------------------------------- model description
+
+
+def format_accuracy(value: Any) -> str:
+    """0.9213 -> "92.13 %"; missing -> "n/a"."""
+    try:
+        return f"{100.0 * float(value):.2f} %"
+    except (TypeError, ValueError):
+        return "n/a"
+
+
+def describe_model(predictor: Predictor, path: str | Path) -> list[tuple[str, str]]:
+    """(label, value) rows about the loaded model for the app's model panel.
+
+    Architecture facts come from the checkpoint's hyperparameters (what was actually
+    loaded); accuracies, data and dates from the promotion metadata (which may be absent
+    for a hand-copied checkpoint: shown as "n/a").
+    """
+    hp = dict(predictor.model.hparams)
+    meta = predictor.metadata or {}
+    metrics = meta.get("metrics") or {}
+    config = meta.get("config") or {}
+    hidden = [int(h) for h in hp.get("hidden_sizes", [])]
+    sizes = [int(hp.get("input_size", 784)), *hidden, len(predictor.classes)]
+    extras = [
+        name
+        for name, on in (
+            (f"dropout {hp.get('dropout')}", float(hp.get("dropout", 0) or 0) > 0),
+            ("batch norm", bool(hp.get("batch_norm"))),
+        )
+        if on
+    ]
+    classes = predictor.classes
+    class_text = " ".join(classes) if len(classes) <= 20 else f"{len(classes)} classes"
+    lr = hp.get("lr", (config.get("model") or {}).get("lr"))
+    rows = [
+        ("File", str(path)),
+        ("Validation accuracy", format_accuracy(metrics.get("val/acc"))),
+        ("Test accuracy", format_accuracy(metrics.get("test/acc"))),
+        ("Train accuracy", format_accuracy(metrics.get("train/acc"))),
+        (
+            "Architecture",
+            "MLP "
+            + " → ".join(str(s) for s in sizes)
+            + (f" ({', '.join(extras)})" if extras else ""),
+        ),
+        ("Hidden sizes", str(hidden)),
+        ("Learning rate", f"{float(lr):g}" if lr is not None else "n/a"),
+        ("Epochs", f"{int(metrics['epochs'])}" if "epochs" in metrics else "n/a"),
+        ("Data source", str(meta.get("data_source") or "n/a")),
+        ("Classes", class_text),
+        ("Promoted at", str(meta.get("promoted_at") or "n/a")),
+        ("Run", str(meta.get("run_dir") or "n/a")),
+    ]
+    return rows
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class UploadError(ValueError):
+    """An uploaded file that is not a usable image (wrong type, too big, corrupt)."""
+
+
+def check_upload(
+    name: str,
+    data: bytes,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    max_pixels: int = MAX_UPLOAD_PIXELS,
+    allowed: Sequence[str] = UPLOAD_TYPES,
+) -> Image.Image:
+    """Validate an upload and decode it; every problem becomes an UploadError that says
+    what was wrong and what is accepted (the app shows it and keeps running)."""
+    suffix = Path(name).suffix.lower().lstrip(".")
+    if suffix not in allowed:
+        raise UploadError(
+            f"'{name}' is not a supported image type. Upload one of: {', '.join(sorted(allowed))}."
+        )
+    if not data:
+        raise UploadError(f"'{name}' is empty (0 bytes). Upload a picture of a digit.")
+    if len(data) > max_bytes:
+        raise UploadError(
+            f"'{name}' is {len(data) / 1_048_576:.1f} MB; the limit is "
+            f"{max_bytes / 1_048_576:.0f} MB. Crop or downscale it: a digit needs only a few "
+            "hundred pixels per side."
+        )
+    try:
+        return load_image(data, max_pixels=max_pixels)
+    except ImageError as exc:
+        raise UploadError(f"'{name}' could not be read as an image: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The model's reading of one 28x28 input and Tesseract's reading of the same input.
+
+    ``ocr`` is None when Tesseract could not run; ``ocr_note`` then says why.
+    """
+
+    prediction: Prediction
+    ocr: OcrResult | None = None
+    ocr_note: str | None = None
+
+    @property
+    def image(self) -> np.ndarray:
+        return self.prediction.image
+
+    @property
+    def agrees(self) -> bool | None:
+        """Whether Tesseract read the same label (None when it read nothing)."""
+        if self.ocr is None or self.ocr.rejected:
+            return None
+        return self.ocr.text == self.prediction.label
+
+
+def tesseract_whitelist(classes: Sequence[str]) -> str:
+    """Restrict Tesseract to the model's classes, so both answer the same question."""
+    chars = [c for c in classes if len(c) == 1 and not c.isspace() and c not in "\"'"]
+    return "".join(dict.fromkeys(chars)) or "0123456789"
+
+
+def make_reader(classes: Sequence[str]) -> TesseractReader:
+    return TesseractReader(whitelist=tesseract_whitelist(classes))
+
+
+def read_with_tesseract(
+    image28: np.ndarray, reader: TesseractReader | None
+) -> tuple[OcrResult | None, str | None]:
+    """(result, None), or (None, why not) when Tesseract is missing or fails: the app goes on."""
+    if reader is None:
+        return None, "Tesseract comparison is switched off."
+    try:
+        return reader.read_char(image28), None
+    except TesseractUnavailable as exc:
+        return None, f"Tesseract is not available, so there is no comparison. {exc}"
+    except Exception as exc:  # pytesseract raises several types; none may stop the app
+        return None, f"Tesseract failed on this image ({type(exc).__name__}: {exc})."
+
+
+def read_image28(
+    predictor: Predictor, image28: np.ndarray, reader: TesseractReader | None = None
+) -> Reading:
+    """Read one prepared 28x28 input with the model and with Tesseract."""
+    prediction = predictor.predict(image28)
+    ocr, note = read_with_tesseract(prediction.image, reader)
+    return Reading(prediction, ocr, note)
+
+
+def read_canvas(
+    predictor: Predictor, rgba: np.ndarray | None, reader: TesseractReader | None = None
+) -> Reading:
+    """A canvas's RGBA array -> Reading. Raises EmptyImageError for a blank canvas."""
+    return read_image28(predictor, prepare_canvas(rgba), reader)
+
+
+def read_upload(
+    predictor: Predictor,
+    name: str,
+    data: bytes,
+    reader: TesseractReader | None = None,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    max_pixels: int = MAX_UPLOAD_PIXELS,
+) -> Reading:
+    """An uploaded file -> Reading. Raises UploadError (bad file) or EmptyImageError."""
+    image = check_upload(name, data, max_bytes=max_bytes, max_pixels=max_pixels)
+    return read_image28(predictor, prepare_image(image), reader)
+
+
+# --------------------------------------------------------------------------- display helpers
+
+
+def probability_frame(prediction: Prediction, k: int = 3) -> pd.DataFrame:
+    """One row per class (in class order): probability, rank, and whether it is in the top k."""
+    probs = np.asarray(prediction.probabilities, dtype=float)
+    ranks = np.empty(len(probs), dtype=int)
+    ranks[np.argsort(-probs, kind="stable")] = np.arange(1, len(probs) + 1)
+    return pd.DataFrame(
+        {
+            "class": list(prediction.classes),
+            "probability": probs,
+            "rank": ranks,
+            "top_k": ranks <= k,
+        }
+    )
+
+
+def enlarge(image28: np.ndarray, scale: int = 8) -> np.ndarray:
+    """A [0, 1] image as uint8, each pixel a ``scale`` x ``scale`` block (nearest neighbour),
+    so the 28x28 input is visible as the model sees it, not smoothed by the browser."""
+    if scale < 1:
+        raise ValueError(f"scale must be >= 1, got {scale}")
+    pixels = np.round(np.clip(np.asarray(image28, dtype=np.float32), 0.0, 1.0) * 255).astype(
+        np.uint8
+    )
+    return np.kron(pixels, np.ones((scale, scale), dtype=np.uint8))
+
+
+def format_ocr(reading: Reading) -> str:
+    """One line of Markdown: what Tesseract read, with its confidence."""
+    if reading.ocr is None:
+        return reading.ocr_note or "Tesseract gave no result."
+    if reading.ocr.rejected:
+        return "Tesseract read **nothing usable** (no character from the model's classes)."
+    conf = "n/a" if reading.ocr.confidence is None else f"{100 * reading.ocr.confidence:.0f} %"
+    return f"Tesseract reads **{reading.ocr.text}** (confidence {conf})."
+
+
+def tesseract_status() -> str:
+    """One line for the sidebar: Tesseract's version, or how to install it."""
+    from handwriting.ocr import INSTALL_HINT, tesseract_version
+
+    version = tesseract_version()
+    if version is None:
+        return f"Tesseract not found: the app runs without the comparison. {INSTALL_HINT}"
+    return f"Tesseract {version}"
