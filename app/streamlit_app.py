@@ -1,11 +1,13 @@
 """Draw a digit (or upload a picture of one) and see what the promoted model reads,
-next to Tesseract's reading of the same 28x28 input.
+next to Tesseract's reading of the same 28x28 input; or write a whole number on a wide
+canvas and see it read character by character.
 
 Run from the project folder:  streamlit run app/streamlit_app.py
 
 Only layout lives here; every decision (which model file, messages, upload checks,
-reading, Tesseract) is in ``handwriting.serving`` and unit-tested there. Each mode is
-one function in ``MODES``, so a "Number (several digits)" mode is one more entry.
+reading, segmentation, Tesseract) is in ``handwriting.serving`` / ``handwriting.reading``
+and unit-tested there. Each mode is one function in ``MODES``. Texts follow the promoted
+model's alphabet: "digit" for a 0-9 model, "character" otherwise.
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ from handwriting.ocr import TesseractReader
 from handwriting.preprocessing import EmptyImageError
 
 CANVAS_SIZE = 280  # px; 10x the model's 28x28 input
+NUMBER_CANVAS = (700, 200)  # px (width, height): room for about six characters
 TOP_K = 3
 PREVIEW_SCALE = 7  # 28 px * 7 = 196 px on screen
+CHARACTER_SCALE = 3  # each segmented character's 28x28 input, 84 px on screen
+CHARACTERS_PER_ROW = 10
 
 
 @dataclass(frozen=True)
@@ -164,9 +169,10 @@ def _reader(predictor: Predictor, settings: Settings) -> TesseractReader | None:
 def draw_digit(predictor: Predictor, settings: Settings) -> None:
     from streamlit_drawable_canvas import st_canvas  # only importable inside a running app
 
+    noun = serving.character_noun(predictor.classes)
     canvas_column, result_column = st.columns([1, 2], gap="large")
     with canvas_column:
-        st.markdown("Draw **one digit**, large, in the middle of the box.")
+        st.markdown(f"Draw **one {noun}**, large, in the middle of the box.")
         canvas = st_canvas(
             stroke_width=settings.stroke_width,
             stroke_color="#FFFFFF",
@@ -191,7 +197,7 @@ def draw_digit(predictor: Predictor, settings: Settings) -> None:
                 reading = serving.read_canvas(predictor, rgba, _reader(predictor, settings))
             except EmptyImageError:
                 st.session_state.pop("digit_reading", None)
-                st.warning(serving.EMPTY_CANVAS_MESSAGE, icon="✏️")
+                st.warning(serving.empty_canvas_message(noun), icon="✏️")
                 return
             st.session_state["digit_reading"] = (digest, reading)
         stored = st.session_state.get("digit_reading")
@@ -200,14 +206,15 @@ def draw_digit(predictor: Predictor, settings: Settings) -> None:
         elif stored is not None:
             st.info("The drawing changed: press **Read** to read it again.")
         else:
-            st.info("Draw a digit on the left, then press **Read**.")
+            st.info(f"Draw a {noun} on the left, then press **Read**.")
 
 
 def upload_digit(predictor: Predictor, settings: Settings) -> None:
+    noun = serving.character_noun(predictor.classes)
     upload_column, result_column = st.columns([1, 2], gap="large")
     with upload_column:
         upload = st.file_uploader(
-            "A picture of one digit",
+            f"A picture of one {noun}",
             type=list(serving.UPLOAD_TYPES),
             max_upload_size=serving.MAX_UPLOAD_MB,
             key="digit_upload",
@@ -224,7 +231,7 @@ def upload_digit(predictor: Predictor, settings: Settings) -> None:
             st.error(str(exc))
             return
         except EmptyImageError:
-            st.warning(serving.EMPTY_UPLOAD_MESSAGE)
+            st.warning(serving.empty_upload_message(noun))
             return
         show_reading(reading)
     with upload_column:
@@ -245,9 +252,144 @@ def single_digit_mode(predictor: Predictor, settings: Settings) -> None:
         upload_digit(predictor, settings)
 
 
-# Mode name -> page body. Add "Number (several digits)" here when segmentation lands.
+# --------------------------------------------------------------------------- number mode
+
+
+def _clear_number_canvas() -> None:
+    st.session_state["number_canvas_version"] = (
+        st.session_state.get("number_canvas_version", 0) + 1
+    )
+    st.session_state.pop("number_reading", None)
+
+
+def show_line_reading(line: serving.LineReading, noun: str) -> None:
+    """The string read, its confidence, each segmented character with its label and
+    confidence, and Tesseract's reading of the whole line."""
+    number = line.number
+    answer, confidence, weakest = st.columns([2, 1, 1])
+    answer.metric("Model reads", number.text)
+    confidence.metric(
+        "Confidence",
+        f"{100 * number.confidence:.1f} %",
+        help=f"Product of the {noun}s' confidences: how sure the model is of the whole string.",
+    )
+    weakest.metric(f"Least sure {noun}", f"{100 * number.min_confidence:.1f} %")
+
+    characters, tesseract = st.columns([3, 1], gap="large")
+    with characters:
+        st.markdown(f"**{len(number.characters)} {noun}s found**, as the model sees them (28x28)")
+        chars = number.characters
+        for start in range(0, len(chars), CHARACTERS_PER_ROW):
+            row = chars[start : start + CHARACTERS_PER_ROW]
+            for column, char in zip(st.columns(CHARACTERS_PER_ROW), row, strict=False):
+                column.image(
+                    serving.enlarge(char.image, CHARACTER_SCALE),
+                    caption=serving.character_caption(char),
+                )
+    with tesseract:
+        st.markdown("**Tesseract on the whole line**")
+        if line.ocr is None:
+            st.info(serving.format_line_ocr(line))
+        else:
+            st.markdown(serving.format_line_ocr(line))
+            if line.agrees is not None:
+                st.caption(
+                    "Same answer as the model." if line.agrees else "Differs from the model."
+                )
+    with st.expander(f"Where the {noun}s were found", expanded=False):
+        st.image(
+            serving.draw_boxes(number.ink, number.bboxes),
+            caption="Segmentation: one box per character, read left to right",
+        )
+
+
+def draw_number(predictor: Predictor, settings: Settings) -> None:
+    from streamlit_drawable_canvas import st_canvas  # only importable inside a running app
+
+    noun = serving.character_noun(predictor.classes)
+    what = "a number" if noun == "digit" else "a few characters"
+    st.markdown(
+        f"Write **{what}** on one line: several {noun}s side by side, large, "
+        "with a little space between them."
+    )
+    width, height = NUMBER_CANVAS
+    canvas = st_canvas(
+        stroke_width=settings.stroke_width,
+        stroke_color="#FFFFFF",
+        background_color="#000000",
+        width=width,
+        height=height,
+        drawing_mode="freedraw",
+        return_image_data=True,
+        update_streamlit=True,
+        key=f"number_canvas_{st.session_state.get('number_canvas_version', 0)}",
+    )
+    read_col, clear_col, _ = st.columns([1, 1, 4])
+    read = read_col.button("Read", type="primary", key="read_number", width="stretch")
+    clear_col.button("Clear", on_click=_clear_number_canvas, key="clear_number", width="stretch")
+
+    rgba = canvas.image_data
+    digest = hashlib.sha1(rgba.tobytes()).hexdigest() if rgba is not None else None
+    if read or settings.live:
+        try:
+            line = serving.read_number_canvas(predictor, rgba, _reader(predictor, settings))
+        except EmptyImageError:
+            st.session_state.pop("number_reading", None)
+            st.warning(serving.empty_number_message(noun), icon="✏️")
+            return
+        st.session_state["number_reading"] = (digest, line)
+    stored = st.session_state.get("number_reading")
+    if stored is not None and stored[0] == digest:
+        show_line_reading(stored[1], noun)
+    elif stored is not None:
+        st.info("The drawing changed: press **Read** to read it again.")
+    else:
+        st.info(f"Write {what} above, then press **Read**.")
+
+
+def upload_number(predictor: Predictor, settings: Settings) -> None:
+    noun = serving.character_noun(predictor.classes)
+    upload = st.file_uploader(
+        f"A picture of one line of {noun}s",
+        type=list(serving.UPLOAD_TYPES),
+        max_upload_size=serving.MAX_UPLOAD_MB,
+        key="number_upload",
+    )
+    if upload is None:
+        st.caption(f"{', '.join(serving.UPLOAD_TYPES)}; up to {serving.MAX_UPLOAD_MB} MB.")
+        return
+    st.image(upload.getvalue(), caption=upload.name, width=NUMBER_CANVAS[0])
+    try:
+        line = serving.read_number_upload(
+            predictor, upload.name, upload.getvalue(), _reader(predictor, settings)
+        )
+    except serving.UploadError as exc:
+        st.error(str(exc))
+        return
+    except EmptyImageError:
+        st.warning(serving.empty_number_upload_message(noun))
+        return
+    show_line_reading(line, noun)
+
+
+def number_mode(predictor: Predictor, settings: Settings) -> None:
+    source = st.radio(
+        "Input",
+        ["Draw", "Upload an image"],
+        horizontal=True,
+        key="number_source",
+        label_visibility="collapsed",
+    )
+    if source == "Draw":
+        draw_number(predictor, settings)
+    else:
+        upload_number(predictor, settings)
+
+
+# Mode key -> page body; the label shown follows the model's alphabet (serving.mode_labels).
 MODES: dict[str, Callable[[Predictor, Settings], None]] = {
-    "Single digit": single_digit_mode,
+    "single": single_digit_mode,
+    "number": number_mode,
 }
 
 
@@ -265,8 +407,10 @@ def main() -> None:
         return
     with model_box:
         model_panel(predictor, path)
-    names = list(MODES)
-    mode = st.radio("Mode", names, horizontal=True, key="mode") if len(names) > 1 else names[0]
+    labels = serving.mode_labels(predictor.classes)
+    mode = st.radio(
+        "Mode", list(MODES), format_func=labels.__getitem__, horizontal=True, key="mode"
+    )
     MODES[mode](predictor, settings)
 
 

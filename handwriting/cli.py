@@ -3,6 +3,7 @@
     handwriting promote outputs/sweeps/2026-11-26_12-00-00 [--force]
     handwriting summarize outputs/sweeps/2026-11-26_12-00-00
     handwriting predict digit.png other.jpg
+    handwriting read-number house_number.png
     handwriting info
 """
 
@@ -13,6 +14,10 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from handwriting.inference import Predictor
 
 
 def default_model_dir() -> Path:
@@ -61,6 +66,31 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return status
 
 
+def _load_predictor(model: str) -> Predictor:
+    from handwriting.inference import Predictor
+
+    return Predictor.from_checkpoint(Path(model) / "model.ckpt" if Path(model).is_dir() else model)
+
+
+def _cmd_read_number(args: argparse.Namespace) -> int:
+    from handwriting.preprocessing import EmptyImageError, ImageError
+    from handwriting.reading import read_number
+
+    predictor = _load_predictor(args.model)
+    status = 0
+    for image in args.images:
+        try:
+            reading = read_number(image, predictor)
+        except (ImageError, EmptyImageError, FileNotFoundError) as exc:
+            print(f"{image}: error: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        print(f"{image}: {reading.text}  (confidence {reading.confidence:.1%}, "
+              f"least sure character {reading.min_confidence:.1%})")
+        print("  " + "  ".join(f"{c.label} {c.confidence:.1%}" for c in reading.characters))
+    return status
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from handwriting.promotion import current_metadata
 
@@ -95,6 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     p.add_argument("--model", default=model_dir, help="model.ckpt or a promoted dir")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser(
+        "read-number",
+        help="read a whole number (or a row of characters) from image files",
+        description="Segment each image into characters (one line, left to right), read each "
+        "with the model and print the string, each character's confidence and the overall "
+        "confidence (the product of the characters').",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--model", default=model_dir, help="model.ckpt or a promoted dir")
+    p.set_defaults(func=_cmd_read_number)
 
     p = sub.add_parser("info", help="show the promoted model's metrics and provenance")
     p.add_argument("--model", default=model_dir)

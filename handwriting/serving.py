@@ -16,12 +16,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from handwriting.inference import ModelLoadError, ModelNotFoundError, Prediction, Predictor
 from handwriting.ocr import OcrResult, TesseractReader, TesseractUnavailable
-from handwriting.preprocessing import ImageError, load_image, prepare_canvas, prepare_image
+from handwriting.preprocessing import (
+    EmptyImageError,
+    ImageError,
+    load_image,
+    prepare_canvas,
+    prepare_image,
+)
 from handwriting.promotion import MODEL_FILE
+from handwriting.reading import CharacterReading, NumberReading, read_number
 
 MODEL_DIR_ENV = "HANDWRITING_MODEL_DIR"
 TRAIN_COMMAND = "python train.py"
@@ -33,14 +40,55 @@ MAX_UPLOAD_MB = 5
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 MAX_UPLOAD_PIXELS = 4096 * 4096
 
-EMPTY_CANVAS_MESSAGE = (
-    "Draw a digit first: the canvas is empty (or has too little ink to read). "
-    "Draw one large digit with the mouse, a finger or a pen, then press Read."
-)
-EMPTY_UPLOAD_MESSAGE = (
-    "No digit found in this picture: it looks blank (too little contrast between ink and "
-    "paper). Upload a photo or scan of one dark digit on light paper (or light on dark)."
-)
+DIGITS = tuple("0123456789")
+
+
+def character_noun(classes: Sequence[str]) -> str:
+    """"digit" for a model of exactly 0-9, else "character": the app's texts follow the
+    promoted model's alphabet (a letters model is not asked for digits)."""
+    return "digit" if tuple(classes) == DIGITS else "character"
+
+
+def empty_canvas_message(noun: str = "digit") -> str:
+    return (
+        f"Draw a {noun} first: the canvas is empty (or has too little ink to read). "
+        f"Draw one large {noun} with the mouse, a finger or a pen, then press Read."
+    )
+
+
+def empty_upload_message(noun: str = "digit") -> str:
+    return (
+        f"No {noun} found in this picture: it looks blank (too little contrast between ink "
+        f"and paper). Upload a photo or scan of one dark {noun} on light paper "
+        "(or light on dark)."
+    )
+
+
+def empty_number_message(noun: str = "digit") -> str:
+    what = "a number" if noun == "digit" else "some characters"
+    return (
+        f"Write {what} first: the canvas is empty (or has too little ink to read). "
+        f"Write several {noun}s side by side on one line, large, then press Read."
+    )
+
+
+def empty_number_upload_message(noun: str = "digit") -> str:
+    return (
+        f"No {noun}s found in this picture: it looks blank (too little contrast between ink "
+        f"and paper). Upload a photo or scan of one line of {noun}s."
+    )
+
+
+EMPTY_CANVAS_MESSAGE = empty_canvas_message()
+EMPTY_UPLOAD_MESSAGE = empty_upload_message()
+EMPTY_NUMBER_MESSAGE = empty_number_message()
+
+
+def mode_labels(classes: Sequence[str]) -> dict[str, str]:
+    """The app's modes ("single", "number") as shown for this model's alphabet."""
+    if character_noun(classes) == "digit":
+        return {"single": "Single digit", "number": "Number (several digits)"}
+    return {"single": "Single character", "number": "Text (several characters)"}
 
 
 # --------------------------------------------------------------------------- model files
@@ -246,13 +294,14 @@ def make_reader(classes: Sequence[str]) -> TesseractReader:
 
 
 def read_with_tesseract(
-    image28: np.ndarray, reader: TesseractReader | None
+    image28: np.ndarray, reader: TesseractReader | None, line: bool = False
 ) -> tuple[OcrResult | None, str | None]:
-    """(result, None), or (None, why not) when Tesseract is missing or fails: the app goes on."""
+    """(result, None), or (None, why not) when Tesseract is missing or fails: the app goes on.
+    ``line=True`` reads a whole row (``read_line``) instead of one character."""
     if reader is None:
         return None, "Tesseract comparison is switched off."
     try:
-        return reader.read_char(image28), None
+        return (reader.read_line(image28) if line else reader.read_char(image28)), None
     except TesseractUnavailable as exc:
         return None, f"Tesseract is not available, so there is no comparison. {exc}"
     except Exception as exc:  # pytesseract raises several types; none may stop the app
@@ -286,6 +335,58 @@ def read_upload(
     """An uploaded file -> Reading. Raises UploadError (bad file) or EmptyImageError."""
     image = check_upload(name, data, max_bytes=max_bytes, max_pixels=max_pixels)
     return read_image28(predictor, prepare_image(image), reader)
+
+
+@dataclass(frozen=True)
+class LineReading:
+    """The model's reading of a row of characters and Tesseract's reading of the same row
+    (the same white-on-black ink the segmentation saw). ``ocr`` is None when Tesseract
+    could not run; ``ocr_note`` then says why."""
+
+    number: NumberReading
+    ocr: OcrResult | None = None
+    ocr_note: str | None = None
+
+    @property
+    def agrees(self) -> bool | None:
+        """Whether Tesseract read the same string (None when it read nothing)."""
+        if self.ocr is None or self.ocr.rejected:
+            return None
+        return self.ocr.text == self.number.text
+
+
+def read_number_image(
+    predictor: Predictor, image: Image.Image | np.ndarray, reader: TesseractReader | None = None
+) -> LineReading:
+    """A picture of one line of characters -> LineReading. Raises EmptyImageError."""
+    number = read_number(image, predictor)
+    ocr, note = read_with_tesseract(number.ink, reader, line=True)
+    return LineReading(number, ocr, note)
+
+
+def read_number_canvas(
+    predictor: Predictor, rgba: np.ndarray | None, reader: TesseractReader | None = None
+) -> LineReading:
+    """The wide canvas's RGBA array -> LineReading. Raises EmptyImageError when blank."""
+    if rgba is None:
+        raise EmptyImageError("The canvas returned no image yet. Write something first.")
+    array = np.asarray(rgba)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ImageError(f"Canvas data must be an (H, W, 4) RGBA array, got shape {array.shape}.")
+    return read_number_image(predictor, array, reader)
+
+
+def read_number_upload(
+    predictor: Predictor,
+    name: str,
+    data: bytes,
+    reader: TesseractReader | None = None,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    max_pixels: int = MAX_UPLOAD_PIXELS,
+) -> LineReading:
+    """An uploaded picture of a line -> LineReading. Raises UploadError or EmptyImageError."""
+    image = check_upload(name, data, max_bytes=max_bytes, max_pixels=max_pixels)
+    return read_number_image(predictor, image, reader)
 
 
 # --------------------------------------------------------------------------- display helpers
@@ -325,6 +426,35 @@ def format_ocr(reading: Reading) -> str:
         return "Tesseract read **nothing usable** (no character from the model's classes)."
     conf = "n/a" if reading.ocr.confidence is None else f"{100 * reading.ocr.confidence:.0f} %"
     return f"Tesseract reads **{reading.ocr.text}** (confidence {conf})."
+
+
+def format_line_ocr(line: LineReading) -> str:
+    """One line of Markdown: what Tesseract read on the whole row, with its confidence."""
+    if line.ocr is None:
+        return line.ocr_note or "Tesseract gave no result."
+    if line.ocr.rejected:
+        return "Tesseract read **nothing usable** (no characters from the model's classes)."
+    conf = "n/a" if line.ocr.confidence is None else f"{100 * line.ocr.confidence:.0f} %"
+    return f"Tesseract reads **{line.ocr.text}** (confidence {conf})."
+
+
+def character_caption(character: CharacterReading) -> str:
+    """ "7 · 98 %": a segmented character's label and confidence, under its picture."""
+    return f"{character.label} · {100 * character.confidence:.0f} %"
+
+
+def draw_boxes(
+    ink: np.ndarray, bboxes: Sequence[tuple[int, int, int, int]], width: int = 2
+) -> np.ndarray:
+    """The ink (white on black) as RGB with each character's box outlined in orange, so
+    a person sees at once where the segmentation cut (or merged) characters."""
+    grey = np.round(np.clip(np.asarray(ink, dtype=np.float32), 0.0, 1.0) * 255).astype(np.uint8)
+    image = Image.fromarray(grey).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    for x0, y0, x1, y1 in bboxes:
+        draw.rectangle((x0 - width, y0 - width, x1 - 1 + width, y1 - 1 + width),
+                       outline=(228, 87, 46), width=width)
+    return np.asarray(image)
 
 
 def tesseract_status() -> str:

@@ -23,6 +23,7 @@ from handwriting.model import MLPClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
 CANVAS = 280
+NUMBER_CANVAS = (700, 200)  # the app's number-mode canvas (width, height)
 
 
 def load_mnist_sample() -> tuple[np.ndarray, np.ndarray]:
@@ -85,9 +86,14 @@ def write_promoted_model(
     return path
 
 
-def canvas_rgba(strokes: Sequence[Sequence[tuple[float, float]]], width: int = 20) -> np.ndarray:
-    """What the app's canvas returns: (280, 280, 4) uint8, white strokes on opaque black."""
-    image = Image.new("RGBA", (CANVAS, CANVAS), (0, 0, 0, 255))
+def canvas_rgba(
+    strokes: Sequence[Sequence[tuple[float, float]]],
+    width: int = 20,
+    size: tuple[int, int] = (CANVAS, CANVAS),
+) -> np.ndarray:
+    """What the app's canvas returns: (height, width, 4) uint8, white strokes on opaque
+    black; ``size`` is (width, height), 280x280 like the single-character canvas."""
+    image = Image.new("RGBA", size, (0, 0, 0, 255))
     draw = ImageDraw.Draw(image)
     for points in strokes:
         draw.line(list(points), fill=(255, 255, 255, 255), width=width, joint="curve")
@@ -111,6 +117,21 @@ def zero_stroke(size: float = CANVAS, points: int = 64) -> list[tuple[float, flo
         )
         for i in range(points)
     ]
+
+
+def ten_strokes(size: tuple[int, int] = NUMBER_CANVAS) -> list[list[tuple[float, float]]]:
+    """A "1" and a "0" side by side, a gap between them, on the wide number canvas."""
+    width, height = size
+    one = [(0.40 * width, height * (0.15 + 0.7 * i / 40)) for i in range(41)]
+    cx, cy, points = 0.58 * width, height / 2, 64
+    zero = [
+        (
+            cx + 0.22 * height * math.sin(2 * math.pi * i / (points - 4)),
+            cy - 0.35 * height * math.cos(2 * math.pi * i / (points - 4)),
+        )
+        for i in range(points)
+    ]
+    return [one, zero]
 
 
 def free_port() -> int:

@@ -2,7 +2,8 @@
 
 The drawing canvas renders as an unknown element here and always returns an empty
 drawing, so drawing itself is covered by tests/test_browser.py; everything else
-(model states, model panel, Read on an empty canvas, uploads, Tesseract missing) is here.
+(model states, model panel, Read on an empty canvas, uploads, Tesseract missing, the
+number mode, texts for a letters model) is here.
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from handwriting.model import MLPClassifier
-from tests.browser_helpers import ROOT, load_mnist_sample, train_tiny_model, write_promoted_model
+from tests.browser_helpers import (
+    NUMBER_CANVAS,
+    ROOT,
+    canvas_rgba,
+    load_mnist_sample,
+    ten_strokes,
+    train_tiny_model,
+    write_promoted_model,
+)
 
 APP = str(ROOT / "app" / "streamlit_app.py")
 TIMEOUT = 60  # seconds per script run; the machine is slow and shared
@@ -212,3 +221,72 @@ def test_missing_tesseract_is_a_note_and_the_model_still_reads(
         assert not at.error
     finally:
         st.cache_data.clear()
+
+
+# --------------------------------------------------------------------------- number mode
+
+
+def test_number_mode_on_an_empty_canvas_asks_for_a_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_promoted_model(tmp_path)
+    at = run_app(tmp_path, monkeypatch)
+    mode = at.radio(key="mode")
+    assert mode.options == ["Single digit", "Number (several digits)"]
+    assert mode.value == "single"
+    mode.set_value("number").run()
+    assert not at.exception
+    assert "Write **a number** on one line" in texts(at.main.markdown)
+    assert "Write a number above" in texts(at.main.info)
+    assert not at.main.metric and not at.warning
+    at.button(key="read_number").click().run()
+    assert not at.exception
+    assert "Write a number first" in texts(at.warning)
+    assert not at.main.metric  # no guess shown
+
+
+def _number_png() -> bytes:
+    """"10" in dark ink on white paper (the browser test draws the same strokes)."""
+    ink = canvas_rgba(ten_strokes(), size=NUMBER_CANVAS)[..., 0]
+    buffer = io.BytesIO()
+    Image.fromarray(255 - ink).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_number_mode_reads_an_uploaded_number_character_by_character(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained_model: MLPClassifier
+) -> None:
+    write_promoted_model(tmp_path, trained_model)
+    at = run_app(tmp_path, monkeypatch)
+    at.radio(key="mode").set_value("number").run()
+    at.radio(key="number_source").set_value("Upload an image").run()
+    at.file_uploader(key="number_upload").set_value(("ten.png", _number_png(), "image/png")).run()
+    assert not at.exception and not at.error, [e.value for e in at.exception]
+    metrics = {m.label: m.value for m in at.main.metric}
+    assert metrics["Model reads"] == "10"
+    assert metrics["Confidence"].endswith("%") and metrics["Least sure digit"].endswith("%")
+    assert "2 digits found" in texts(at.main.markdown)
+    captions = [c for image in at.main.image for c in image.captions]
+    assert [c.split(" · ")[0] for c in captions if " · " in c] == ["1", "0"]
+    assert "Tesseract on the whole line" in texts(at.main.markdown)
+    assert "Where the digits were found" in [e.label for e in at.main.expander]
+
+
+def test_a_letters_model_is_asked_for_characters_not_digits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    letters = [chr(ord("A") + i) for i in range(26)]
+    torch.manual_seed(0)
+    write_promoted_model(
+        tmp_path, MLPClassifier(hidden_sizes=(16,), num_classes=26, class_names=letters)
+    )
+    at = run_app(tmp_path, monkeypatch)
+    assert at.radio(key="mode").options == ["Single character", "Text (several characters)"]
+    assert "Draw **one character**" in texts(at.main.markdown)
+    at.button(key="read_digit").click().run()
+    assert "Draw a character first" in texts(at.warning)
+    at.radio(key="mode").set_value("number").run()
+    at.button(key="read_number").click().run()
+    assert "Write some characters first" in texts(at.warning)
+    shown = texts(at.main.markdown) + texts(at.main.info) + texts(at.warning)
+    assert "digit" not in shown.lower()

@@ -23,9 +23,11 @@ from handwriting.model import MLPClassifier
 from handwriting.ocr import OcrResult, TesseractReader, tesseract_available
 from handwriting.preprocessing import EmptyImageError
 from tests.browser_helpers import (
+    NUMBER_CANVAS,
     canvas_rgba,
     load_mnist_sample,
     one_stroke,
+    ten_strokes,
     train_tiny_model,
     write_promoted_model,
     zero_stroke,
@@ -309,6 +311,117 @@ def test_format_ocr_and_agreement(
     assert serving.Reading(prediction, OcrResult(other, None, False)).agrees is False
     rejected = serving.Reading(prediction, OcrResult.reject())
     assert rejected.agrees is None and "nothing usable" in serving.format_ocr(rejected)
+
+
+# --------------------------------------------------------------------------- number mode
+
+
+def test_a_number_drawn_on_the_wide_canvas_is_read(predictor: Predictor) -> None:
+    rgba = canvas_rgba(ten_strokes(), size=NUMBER_CANVAS)
+    assert rgba.shape == (NUMBER_CANVAS[1], NUMBER_CANVAS[0], 4)
+    line = serving.read_number_canvas(predictor, rgba)
+    assert line.number.text == "10"
+    one, zero = line.number.characters
+    assert one.bbox[2] <= zero.bbox[0]  # the "1" is left of the "0", boxes apart
+    assert line.number.ink.shape == rgba.shape[:2]
+    assert line.ocr is None and "off" in line.ocr_note and line.agrees is None
+
+
+@pytest.mark.parametrize(
+    "rgba",
+    [
+        None,
+        np.zeros((200, 700, 4), np.uint8),
+        canvas_rgba([], size=NUMBER_CANVAS),
+        canvas_rgba([[(350, 100), (351, 100)]], width=1, size=NUMBER_CANVAS),
+    ],
+    ids=["no-image-yet", "transparent", "black", "speck"],
+)
+def test_empty_number_canvas_gives_no_guess(predictor: Predictor, rgba: np.ndarray | None) -> None:
+    with pytest.raises(EmptyImageError):
+        serving.read_number_canvas(predictor, rgba)
+
+
+def test_uploaded_picture_of_a_number_is_read(predictor: Predictor) -> None:
+    """A photo-like upload: dark ink on light grey paper, RGB JPEG."""
+    strokes = canvas_rgba(ten_strokes(), size=NUMBER_CANVAS)[..., 0].astype(np.float32) / 255
+    paper = np.round(230 - 200 * strokes).astype(np.uint8)
+    data = _png(Image.fromarray(paper).convert("RGB"), "JPEG")
+    line = serving.read_number_upload(predictor, "number.jpg", data)
+    assert line.number.text == "10"
+    with pytest.raises(EmptyImageError):
+        serving.read_number_upload(predictor, "blank.png", _png(Image.new("L", (300, 100), 230)))
+    with pytest.raises(serving.UploadError, match="not a supported image type"):
+        serving.read_number_upload(predictor, "number.txt", data)
+
+
+def test_missing_tesseract_on_a_line_is_a_note(
+    predictor: Predictor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TESSERACT_CMD", raising=False)
+    monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
+    rgba = canvas_rgba(ten_strokes(), size=NUMBER_CANVAS)
+    line = serving.read_number_canvas(predictor, rgba, TesseractReader())
+    assert line.ocr is None and "not available" in line.ocr_note
+    assert serving.format_line_ocr(line) == line.ocr_note
+    assert line.number.text == "10"
+
+
+@pytest.mark.skipif(not tesseract_available(), reason="tesseract is not installed")
+def test_tesseract_reads_the_whole_line(predictor: Predictor) -> None:
+    rgba = canvas_rgba(ten_strokes(), size=NUMBER_CANVAS)
+    line = serving.read_number_canvas(predictor, rgba, serving.make_reader(predictor.classes))
+    assert line.ocr is not None and line.ocr_note is None
+    if not line.ocr.rejected:
+        assert set(line.ocr.text) <= set("0123456789")
+        assert serving.format_line_ocr(line).startswith(f"Tesseract reads **{line.ocr.text}**")
+        assert line.agrees == (line.ocr.text == "10")
+
+
+def test_format_line_ocr_and_agreement(predictor: Predictor) -> None:
+    number = serving.read_number_canvas(
+        predictor, canvas_rgba(ten_strokes(), size=NUMBER_CANVAS)
+    ).number
+    same = serving.LineReading(number, OcrResult("10", 0.5, False))
+    assert same.agrees is True
+    assert serving.format_line_ocr(same) == "Tesseract reads **10** (confidence 50 %)."
+    assert serving.LineReading(number, OcrResult("1", None, False)).agrees is False
+    rejected = serving.LineReading(number, OcrResult.reject())
+    assert rejected.agrees is None and "nothing usable" in serving.format_line_ocr(rejected)
+    assert serving.character_caption(number.characters[0]).startswith("1 · ")
+    assert serving.character_caption(number.characters[0]).endswith(" %")
+
+
+def test_texts_follow_the_model_alphabet() -> None:
+    digits = [str(d) for d in range(10)]
+    letters = [chr(ord("A") + i) for i in range(26)]
+    assert serving.character_noun(digits) == "digit"
+    for classes in (letters, digits[:9], [*digits, "A"], digits[::-1]):
+        assert serving.character_noun(classes) == "character"
+    assert serving.mode_labels(digits) == {
+        "single": "Single digit",
+        "number": "Number (several digits)",
+    }
+    assert serving.mode_labels(letters) == {
+        "single": "Single character",
+        "number": "Text (several characters)",
+    }
+    assert "Draw a character first" in serving.empty_canvas_message("character")
+    assert "No character found" in serving.empty_upload_message("character")
+    assert "Write a number first" in serving.EMPTY_NUMBER_MESSAGE
+    assert "Write some characters first" in serving.empty_number_message("character")
+    assert "digit" not in serving.empty_number_message("character")
+
+
+def test_draw_boxes_outlines_each_character() -> None:
+    ink = np.zeros((50, 100), np.float32)
+    ink[20:30, 10:20] = 1.0
+    picture = serving.draw_boxes(ink, [(10, 20, 20, 30), (60, 5, 90, 45)], width=2)
+    assert picture.shape == (50, 100, 3) and picture.dtype == np.uint8
+    orange = (picture[..., 0] > 200) & (picture[..., 2] < 100)
+    assert orange[18, 15] and orange[31, 15] and orange[25, 8] and orange[25, 21]  # around ink
+    assert orange[3, 75] and orange[46, 75]  # the second box
+    assert (picture[25, 15] == 255).all() and not orange[40, 40]  # ink kept, rest untouched
 
 
 # --------------------------------------------------------------------------- display helpers

@@ -1,0 +1,504 @@
+"""Whole numbers: the MLP (segmentation + one digit at a time, ``handwriting.reading``)
+versus Tesseract reading the same line, on numbers composed from held-out test digits.
+
+Each image is 2-6 real test digits (``--min-digits``/``--max-digits``) laid side by side
+with a random digit height (``--height``), a small random size change per digit,
+vertical jitter, and a random gap between neighbours that can be negative, so digits
+overlap and touch as in real handwriting. Everything is drawn from ``--seed``: the
+same arguments give the same images.
+
+Scores, for each reader:
+
+- whole-number accuracy: the string read is exactly right;
+- per-character accuracy: ``1 - edit distance / length`` (Levenshtein, with each image's
+  distance capped at its length so a wildly long answer costs at most the whole number),
+  summed over all images: a missed, extra or wrong digit each costs one character;
+- right length: as many characters as digits (the segmentation found them all).
+
+Broken down by layout: *separated* (no two digit boxes overlap), *overlapping boxes*
+(boxes overlap but ink does not touch) and *touching* (ink of neighbours touches).
+"MLP on the separate digits" is the same model on the individual source digits: the
+gap between it and the MLP row is what segmentation costs.
+
+    python benchmarks/multidigit.py                         # embedded test split, 300 numbers
+    python benchmarks/multidigit.py --data mnist --mnist-dir /path/to/mnist --n 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
+from benchmarks.common import (  # noqa: E402
+    BenchmarkError,
+    add_json_out,
+    add_threads,
+    check_mnist_dir,
+    machine_info,
+    percentiles,
+    positive_int,
+    print_machine,
+    run_main,
+    set_threads,
+    table,
+    write_json,
+)
+from benchmarks.tesseract_baseline import leakage_warning  # noqa: E402
+
+LAYOUTS = ("separated", "overlapping boxes", "touching")
+SHORT = {  # reader names in the examples picture
+    "MLP (segmentation + read_number)": "MLP",
+    "MLP on the separate digits": "MLP, digits apart",
+    "Tesseract (read_line, psm 7)": "Tesseract",
+}
+
+
+# --------------------------------------------------------------------------- composing
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How to lay out one number. Lengths are in units of the digit height ``height``."""
+
+    height: int  # px: height of an average digit's ink
+    gaps: tuple[float, ...]  # between neighbours' ink boxes; negative = overlap
+    shifts: tuple[float, ...]  # vertical offset of each digit
+    scales: tuple[float, ...]  # size of each digit relative to ``height``
+    margin: float = 0.3
+
+
+@dataclass(frozen=True)
+class Composed:
+    """A composed number: white-on-black float image, its true text and its layout class."""
+
+    image: np.ndarray = field(repr=False)
+    text: str
+    digit_images: np.ndarray = field(repr=False)  # the source 28x28 digits, float [0, 1]
+    gaps_px: tuple[int, ...]
+    layout: str  # one of LAYOUTS
+
+
+def random_layout(
+    rng: np.random.Generator,
+    count: int,
+    height: tuple[int, int] = (28, 96),
+    gap: tuple[float, float] = (-0.15, 0.45),
+    jitter: float = 0.12,
+    scale: tuple[float, float] = (0.85, 1.15),
+) -> Layout:
+    """A random layout for ``count`` digits (all ranges inclusive, uniform)."""
+    return Layout(
+        height=int(rng.integers(height[0], height[1] + 1)),
+        gaps=tuple(float(g) for g in rng.uniform(*gap, size=count - 1)),
+        shifts=tuple(float(s) for s in rng.uniform(-jitter, jitter, size=count)),
+        scales=tuple(float(s) for s in rng.uniform(*scale, size=count)),
+    )
+
+
+def _ink_crop(digit: np.ndarray) -> np.ndarray:
+    rows, cols = np.nonzero(digit > 0.05)
+    if rows.size == 0:
+        raise ValueError("a source digit has no ink")
+    return digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+
+
+def _resize(crop: np.ndarray, factor: float) -> np.ndarray:
+    h, w = crop.shape
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    resample = Image.Resampling.BILINEAR if factor >= 1 else Image.Resampling.BOX
+    out = np.asarray(Image.fromarray(crop.astype(np.float32)).resize(size, resample))
+    return np.clip(out, 0.0, 1.0)
+
+
+def compose_number(digits: Sequence[np.ndarray], text: str, layout: Layout) -> Composed:
+    """Lay ``digits`` (28x28, white on black, float [0, 1] or uint8) out left to right.
+
+    Each digit's ink is scaled so an MNIST digit (about 20 px of ink in 28) becomes
+    ``layout.height * scale`` px tall; overlapping ink is combined with ``max`` (two pen
+    strokes crossing stay one stroke)."""
+    if len(digits) != len(text) or len(layout.scales) != len(digits):
+        raise ValueError("one digit image, one character and one scale per digit are needed")
+    units = [np.asarray(d, dtype=np.float32) for d in digits]
+    units = [u / 255.0 if u.max() > 1.0 else u for u in units]
+    glyphs = [
+        _resize(_ink_crop(u), layout.height * s / 20.0)
+        for u, s in zip(units, layout.scales, strict=True)
+    ]
+    h = layout.height
+    xs = [0]
+    for glyph, gap in zip(glyphs[:-1], layout.gaps, strict=True):
+        xs.append(xs[-1] + glyph.shape[1] + round(gap * h))
+    left = min(xs)
+    margin = round(layout.margin * h)
+    xs = [x - left + margin for x in xs]
+    ys = [  # centres on one line, jittered; then shifted so the highest sits at the margin
+        round(shift * h - g.shape[0] / 2) for g, shift in zip(glyphs, layout.shifts, strict=True)
+    ]
+    ys = [y - min(ys) + margin for y in ys]
+    width = max(x + g.shape[1] for x, g in zip(xs, glyphs, strict=True)) + margin
+    height = max(y + g.shape[0] for y, g in zip(ys, glyphs, strict=True)) + margin
+    canvas = np.zeros((height, width), dtype=np.float32)
+    masks = []
+    for glyph, x, y in zip(glyphs, xs, ys, strict=True):
+        region = canvas[y : y + glyph.shape[0], x : x + glyph.shape[1]]
+        np.maximum(region, glyph, out=region)
+        mask = np.zeros_like(canvas, dtype=bool)
+        mask[y : y + glyph.shape[0], x : x + glyph.shape[1]] = glyph > 0.35
+        masks.append(mask)
+    gaps_px = tuple(
+        xs[i + 1] - (xs[i] + glyphs[i].shape[1]) for i in range(len(glyphs) - 1)
+    )
+    return Composed(canvas, text, np.stack(units), gaps_px, _layout_class(masks, gaps_px))
+
+
+def _layout_class(masks: Sequence[np.ndarray], gaps_px: Sequence[int]) -> str:
+    """Touching when any two neighbours' ink (above the segmentation threshold) are
+    8-connected; overlapping boxes when only their boxes overlap; else separated."""
+    grow = np.ones((3, 3), dtype=bool)
+    for a, b in zip(masks[:-1], masks[1:], strict=True):
+        if np.any(ndimage.binary_dilation(a, structure=grow) & b):
+            return "touching"
+    return "overlapping boxes" if any(g < 0 for g in gaps_px) else "separated"
+
+
+def compose_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[str],
+    n: int,
+    seed: int = 0,
+    digits: tuple[int, int] = (2, 6),
+    height: tuple[int, int] = (28, 96),
+    gap: tuple[float, float] = (-0.15, 0.45),
+) -> list[Composed]:
+    """``n`` numbers of real test digits; deterministic for a given seed and data."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        count = int(rng.integers(digits[0], digits[1] + 1))
+        picks = rng.choice(len(images), size=count, replace=False)
+        text = "".join(classes[int(labels[i])] for i in picks)
+        layout = random_layout(rng, count, height=height, gap=gap)
+        out.append(compose_number(images[picks], text, layout))
+    return out
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def levenshtein(a: Sequence[str], b: Sequence[str]) -> int:
+    """Edit distance (insertions, deletions, substitutions each cost 1)."""
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i]
+        for j, cb in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def score(predicted: Sequence[str], truth: Sequence[str]) -> dict[str, Any]:
+    """Whole-number accuracy, per-character accuracy (1 - capped edit distance / length,
+    over all characters), right-length rate and empty-answer rate."""
+    if len(predicted) != len(truth):
+        raise ValueError("one prediction per image is needed")
+    if not truth:
+        return {"n": 0, "whole_accuracy": None, "char_accuracy": None,
+                "right_length": None, "empty": None}
+    errors = sum(min(levenshtein(p, t), len(t)) for p, t in zip(predicted, truth, strict=True))
+    chars = sum(len(t) for t in truth)
+    n = len(truth)
+    return {
+        "n": n,
+        "whole_correct": sum(p == t for p, t in zip(predicted, truth, strict=True)),
+        "whole_accuracy": sum(p == t for p, t in zip(predicted, truth, strict=True)) / n,
+        "char_accuracy": 1.0 - errors / chars,
+        "right_length": sum(len(p) == len(t) for p, t in zip(predicted, truth, strict=True)) / n,
+        "empty": sum(not p for p in predicted) / n,
+    }
+
+
+def breakdown(
+    predicted: Sequence[str], numbers: Sequence[Composed]
+) -> dict[str, dict[str, Any]]:
+    """``score`` overall and per layout class."""
+    truth = [c.text for c in numbers]
+    out = {"all": score(predicted, truth)}
+    for layout in LAYOUTS:
+        keep = [i for i, c in enumerate(numbers) if c.layout == layout]
+        out[layout] = score([predicted[i] for i in keep], [truth[i] for i in keep])
+    return out
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def timed_map(
+    fn: Callable[[Composed], str], numbers: Sequence[Composed], workers: int = 1
+) -> tuple[list[str], list[float]]:
+    """(answers, milliseconds per image) of ``fn`` over ``numbers``, in order."""
+
+    def one(item: Composed) -> tuple[str, float]:
+        start = time.perf_counter()
+        text = fn(item)
+        return text, (time.perf_counter() - start) * 1000
+
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(one, numbers))
+    else:
+        results = [one(item) for item in numbers]
+    return [r[0] for r in results], [r[1] for r in results]
+
+
+def model_reader(predictor: Any) -> Callable[[Composed], str]:
+    from handwriting.preprocessing import EmptyImageError
+    from handwriting.reading import read_number
+
+    def read(item: Composed) -> str:
+        try:
+            return read_number(item.image, predictor).text
+        except EmptyImageError:
+            return ""
+
+    return read
+
+
+def separate_digits_reader(predictor: Any) -> Callable[[Composed], str]:
+    """The model on each source digit by itself (perfect segmentation)."""
+    from handwriting.preprocessing import center_like_mnist
+
+    def read(item: Composed) -> str:
+        inputs = np.stack([center_like_mnist(d) for d in item.digit_images])
+        probs = predictor.probabilities(inputs)
+        return "".join(predictor.classes[int(k)] for k in probs.argmax(axis=1))
+
+    return read
+
+
+def tesseract_reader(classes: Sequence[str]) -> Callable[[Composed], str]:
+    from handwriting.serving import make_reader
+
+    reader = make_reader(classes)
+
+    def read(item: Composed) -> str:
+        result = reader.read_line(item.image)
+        return "" if result.rejected else result.text
+
+    return read
+
+
+# --------------------------------------------------------------------------- running
+
+
+def load_test_split(
+    data: str, mnist_dir: Path | None
+) -> tuple[np.ndarray, np.ndarray, list[str], str, str]:
+    """(uint8 images, labels, classes, description, data fingerprint) of the test split."""
+    from handwriting.data import HandwritingDataModule
+    from handwriting.data.embedded import EmbeddedMNIST
+
+    if data == "embedded":
+        datamodule = HandwritingDataModule(
+            EmbeddedMNIST(), split={"train": 8000, "val": 1000, "test": 1000}, split_seed=0
+        )
+        desc = "embedded data's test split (8000/1000/1000, split_seed 0)"
+    else:
+        if mnist_dir is None:
+            raise BenchmarkError("--data mnist needs --mnist-dir (a folder with the MNIST files)")
+        from handwriting.data.mnist import MNIST
+
+        source = MNIST(cache_dir=str(check_mnist_dir(mnist_dir)), download=False)
+        datamodule = HandwritingDataModule(source, split={"train": None, "val": 5000, "test": None})
+        desc = "official MNIST 10k test set (t10k files)"
+    datamodule.setup("test")
+    test = datamodule.splits.test
+    return test.images, test.labels, list(datamodule.classes), desc, datamodule.fingerprint
+
+
+def load_model(checkpoint: Path | None) -> tuple[Any, str]:
+    from handwriting.inference import ModelLoadError, Predictor
+    from handwriting.serving import promoted_model_path
+
+    path = checkpoint or promoted_model_path()
+    if not Path(path).is_file():
+        raise BenchmarkError(
+            f"no model at {path}: train and promote one (python train.py) or pass --checkpoint"
+        )
+    try:
+        predictor = Predictor.from_checkpoint(path)
+    except ModelLoadError as error:
+        raise BenchmarkError(str(error)) from error
+    hidden = "-".join(str(h) for h in predictor.model.hparams["hidden_sizes"])
+    meta = predictor.metadata or {}
+    val = (meta.get("metrics") or {}).get("val/acc")
+    desc = f"{path} (MLP 784-{hidden}-{len(predictor.classes)}"
+    desc += f", val acc {val:.4f})" if val is not None else ")"
+    return predictor, desc
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from handwriting.ocr import tesseract_version
+
+    set_threads(args.threads)
+    if not 1 <= args.min_digits <= args.max_digits:
+        raise BenchmarkError("need 1 <= --min-digits <= --max-digits")
+    images, labels, classes, test_desc, fingerprint = load_test_split(args.data, args.mnist_dir)
+    predictor, model_desc = load_model(args.checkpoint)
+    warning = leakage_warning(predictor.metadata or {}, args.data, fingerprint)
+    if warning:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    if list(predictor.classes) != classes:
+        raise BenchmarkError(
+            f"the model's classes {predictor.classes} are not the test digits' {classes}: "
+            "this benchmark composes digit strings, so it needs a digit model"
+        )
+    numbers = compose_dataset(
+        images, labels, classes, args.n, seed=args.seed,
+        digits=(args.min_digits, args.max_digits), height=(args.min_height, args.max_height),
+        gap=(args.min_gap, args.max_gap),
+    )
+    truth = [c.text for c in numbers]
+    results: dict[str, Any] = {}
+    answers: dict[str, list[str]] = {}
+    readers: list[tuple[str, Callable[[Composed], str], int]] = [
+        ("MLP (segmentation + read_number)", model_reader(predictor), 1),
+        ("MLP on the separate digits", separate_digits_reader(predictor), 1),
+    ]
+    version = tesseract_version()
+    if args.no_tesseract:
+        note = "skipped (--no-tesseract)"
+    elif version is None:
+        note = "not installed: Tesseract rows left out"
+    else:
+        note = f"Tesseract {version}, --psm 7, whitelist {''.join(classes)}"
+        readers.append(("Tesseract (read_line, psm 7)", tesseract_reader(classes), args.workers))
+    for name, reader, workers in readers:
+        print(f"Reading {len(numbers)} numbers: {name} ...", file=sys.stderr, flush=True)
+        answers[name], ms = timed_map(reader, numbers, workers)
+        results[name] = {**breakdown(answers[name], numbers), "ms_per_image": percentiles(ms)}
+    counts = {layout: sum(c.layout == layout for c in numbers) for layout in LAYOUTS}
+    examples = [
+        {"truth": t, "layout": c.layout, **{name: answers[name][i] for name in answers}}
+        for i, (t, c) in enumerate(zip(truth, numbers, strict=True)) if i < 20
+    ]
+    if args.examples is not None:
+        save_examples(args.examples, numbers[:12], answers)
+    return {
+        "benchmark": "multidigit",
+        "machine": machine_info(),
+        "config": {
+            "data": args.data, "test_set": test_desc, "test_digits": len(images), "n": args.n,
+            "seed": args.seed, "digits": [args.min_digits, args.max_digits],
+            "digit_height_px": [args.min_height, args.max_height],
+            "gap_in_digit_heights": [args.min_gap, args.max_gap],
+            "vertical_jitter": 0.12, "per_digit_scale": [0.85, 1.15],
+            "model": model_desc, "tesseract": note, "leakage_warning": warning,
+            "model_data_source": (predictor.metadata or {}).get("data_source"),
+        },
+        "layouts": counts,
+        "results": results,
+        "examples": examples,
+    }
+
+
+def save_examples(path: Path, numbers: Sequence[Composed], answers: dict[str, list[str]]) -> None:
+    """A grid of composed numbers with what each reader read, for a person to look at."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(numbers), 1, figsize=(7, 1.3 * len(numbers)))
+    for i, (ax, item) in enumerate(zip(np.atleast_1d(axes), numbers, strict=True)):
+        ax.imshow(item.image, cmap="gray")
+        ax.axis("off")
+        read = "   ".join(f"{SHORT.get(name, name)}: {answers[name][i] or '-'}" for name in answers)
+        ax.set_title(f"truth {item.text} ({item.layout})   {read}", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"Examples written to {path}", file=sys.stderr)
+
+
+def pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def report(payload: dict[str, Any]) -> None:
+    cfg, results, counts = payload["config"], payload["results"], payload["layouts"]
+    print_machine(payload["machine"])
+    print(f"\n{cfg['n']} numbers of {cfg['digits'][0]}-{cfg['digits'][1]} digits from the "
+          f"{cfg['test_set']}, seed {cfg['seed']}")
+    print("Layouts: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    print(f"Model: {cfg['model']}\nTesseract: {cfg['tesseract']}\n")
+    rows = [
+        [name, pct(r["all"]["whole_accuracy"]), pct(r["all"]["char_accuracy"]),
+         pct(r["all"]["right_length"]), f"{r['ms_per_image']['p50']:.1f}"]
+        for name, r in results.items()
+    ]
+    print(table(["reader", "whole number", "per character", "right length", "ms/image p50"], rows))
+    print("\nBy layout (whole number / per character):")
+    rows = [
+        [name, *(f"{pct(r[layout]['whole_accuracy'])} / {pct(r[layout]['char_accuracy'])}"
+                 for layout in LAYOUTS)]
+        for name, r in results.items()
+    ]
+    print(table(["reader", *(f"{k} ({counts[k]})" for k in LAYOUTS)], rows))
+    if cfg["leakage_warning"]:
+        print(f"WARNING: {cfg['leakage_warning']}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", choices=("embedded", "mnist"), default="embedded",
+                   help="embedded: the packaged data's 1,000-digit test split; mnist: official 10k")
+    p.add_argument("--mnist-dir", type=Path, default=None,
+                   help="folder with the four official MNIST .gz files (for --data mnist)")
+    p.add_argument("--n", type=positive_int, default=300, help="numbers to compose (default 300)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-digits", type=positive_int, default=2)
+    p.add_argument("--max-digits", type=positive_int, default=6)
+    p.add_argument("--min-height", type=positive_int, default=28, help="digit height, px")
+    p.add_argument("--max-height", type=positive_int, default=96)
+    p.add_argument("--min-gap", type=float, default=-0.15,
+                   help="gap between neighbours in digit heights; negative overlaps (default -0.15)")
+    p.add_argument("--max-gap", type=float, default=0.45)
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="model checkpoint (default: the promoted model)")
+    p.add_argument("--no-tesseract", action="store_true", help="leave Tesseract out")
+    p.add_argument("--workers", type=positive_int, default=2, help="parallel Tesseract processes")
+    p.add_argument("--examples", type=Path, default=None,
+                   help="also save a PNG of the first 12 numbers with each reader's answer")
+    add_threads(p)
+    add_json_out(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.min_height > args.max_height or args.min_gap > args.max_gap:
+        raise BenchmarkError("each --min-* must be <= its --max-*")
+    payload = run(args)
+    report(payload)
+    write_json(args.json_out, payload)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
