@@ -4,6 +4,8 @@
     handwriting summarize outputs/sweeps/2026-11-26_12-00-00
     handwriting predict digit.png other.jpg
     handwriting read-number house_number.png
+    handwriting evaluate --data mnist
+    handwriting read-number house_number.png
     handwriting info
 """
 
@@ -48,11 +50,9 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from handwriting.inference import Predictor
     from handwriting.preprocessing import EmptyImageError, ImageError
 
-    predictor = Predictor.from_checkpoint(Path(args.model) / "model.ckpt"
-                                          if Path(args.model).is_dir() else args.model)
+    predictor = _load_predictor(args.model)
     status = 0
     for image in args.images:
         try:
@@ -69,7 +69,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _load_predictor(model: str) -> Predictor:
     from handwriting.inference import Predictor
 
-    return Predictor.from_checkpoint(Path(model) / "model.ckpt" if Path(model).is_dir() else model)
+    return Predictor.from_checkpoint(_model_file(model))
 
 
 def _cmd_read_number(args: argparse.Namespace) -> int:
@@ -89,6 +89,18 @@ def _cmd_read_number(args: argparse.Namespace) -> int:
               f"least sure character {reading.min_confidence:.1%})")
         print("  " + "  ".join(f"{c.label} {c.confidence:.1%}" for c in reading.characters))
     return status
+
+
+def _model_file(model: str) -> Path:
+    return Path(model) / "model.ckpt" if Path(model).is_dir() else Path(model)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from handwriting.evaluate import evaluate_checkpoint, format_evaluation
+
+    evaluation, classes = evaluate_checkpoint(_model_file(args.model), args.data, args.cache_dir)
+    print(format_evaluation(evaluation, classes, f"{_model_file(args.model)} on {args.data} test"))
+    return 0
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -136,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--model", default=model_dir, help="model.ckpt or a promoted dir")
     p.set_defaults(func=_cmd_read_number)
+
+    p = sub.add_parser("evaluate", help="accuracy of a model on a source's test split")
+    p.add_argument("--data", choices=["embedded", "mnist"], default="mnist",
+                   help="mnist: the official 10k test set (default); embedded: its 1000-image split")
+    p.add_argument("--cache-dir", default=None, help="MNIST cache dir (default: the data cache)")
+    p.add_argument("--model", default=model_dir, help="model.ckpt or a promoted dir")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("info", help="show the promoted model's metrics and provenance")
     p.add_argument("--model", default=model_dir)
