@@ -1,0 +1,421 @@
+"""Drawn-digit robustness: how well does a model read digits drawn in the app's canvas,
+compared with the scanned test digits it is usually scored on?
+
+No one has labelled canvas drawings, so this builds a proxy from a test split: each digit
+is thinned to its skeleton and redrawn as uniform round-pen strokes of the canvas's stroke
+width, at a random size and position on a canvas-sized RGBA image
+(``handwriting.strokes.redraw_as_strokes``), then read through the app's own path
+(``preprocessing.prepare_canvas`` -> model, i.e. ``Predictor.predict_canvas``). The same
+digits are also scored as stored ("plain", the usual test accuracy) and as scans through
+the app's preprocessing ("plain via app": re-centred, no redraw), which separates the effect
+of centring from the effect of the stroke style. Results are broken down per stroke-width
+bucket, both by the canvas pen width (the app's slider, 8-40 px on a 280 px canvas) and by
+the width the stroke ends up with in the 28x28 model input.
+
+    python benchmarks/canvas_robustness.py --model ref=outputs/experiments/reference_embedded
+    python benchmarks/canvas_robustness.py --data mnist --mnist-dir DIR --n 2000 \\
+        --model strong=outputs/experiments/strong_mnist --json-out canvas.json
+
+``--model NAME=PATH`` (repeatable): PATH is a checkpoint, a run dir (its run.json names the
+best checkpoint) or a sweep dir (every run below it; the table shows mean and spread).
+The canvases depend only on the data and ``--seed``, so every model sees the same drawings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from benchmarks.common import (  # noqa: E402
+    BenchmarkError,
+    add_json_out,
+    add_threads,
+    load_data_config,
+    machine_info,
+    positive_int,
+    print_machine,
+    run_main,
+    set_threads,
+    table,
+    write_json,
+)
+
+# The app's stroke-width slider runs from 8 to 40 px (default 20) on a 280 px canvas.
+PEN_BUCKETS: tuple[tuple[float, float], ...] = ((8, 14), (14, 20), (20, 28), (28, 40))
+# Stroke width in the 28x28 model input (MNIST pen strokes are mostly 2-3 px wide there).
+INPUT_WIDTH_EDGES: tuple[float, ...] = (1.5, 2.5, 4.0)
+CANVAS_SIZE = 280
+TARGET_GAP = 0.02  # the issue's target: drawn accuracy within 2 points of plain accuracy
+
+
+@dataclass(frozen=True)
+class CanvasSet:
+    """The same digits three ways, float32 (N, 28, 28) model inputs, plus per-digit pen data."""
+
+    plain: np.ndarray        # as stored in the data set
+    plain_app: np.ndarray    # the stored digit as an image through the app's preprocessing
+    drawn: np.ndarray        # redrawn on a canvas, through prepare_canvas
+    labels: np.ndarray
+    pen_width: np.ndarray    # canvas pixels
+    pen_bucket: np.ndarray   # index into PEN_BUCKETS
+    input_width: np.ndarray  # stroke width in the 28x28 input: pen * 20 / longer ink side
+
+
+def input_width_labels(edges: tuple[float, ...] = INPUT_WIDTH_EDGES) -> list[str]:
+    """Names of the ``np.digitize`` bins of ``edges``: "<1.5", "1.5-2.5", ..., ">=4"."""
+    middle = [f"{a:g}-{b:g}" for a, b in zip(edges, edges[1:], strict=False)]
+    return [f"<{edges[0]:g}", *middle, f">={edges[-1]:g}"]
+
+
+def pen_labels(buckets: tuple[tuple[float, float], ...] = PEN_BUCKETS) -> list[str]:
+    return [f"{lo:g}-{hi:g}" for lo, hi in buckets]
+
+
+def _ink_extent(canvas: np.ndarray) -> float:
+    """Longer side of the drawn ink's bounding box (canvas pixels)."""
+    alpha = canvas[..., 3] if canvas[..., 3].min() < 255 else canvas[..., :3].max(axis=2)
+    ys, xs = np.nonzero(alpha > 127)
+    if len(ys) == 0:
+        return float("nan")
+    return float(max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1))
+
+
+def redraw_digits(
+    images: np.ndarray,
+    seed: int = 0,
+    buckets: tuple[tuple[float, float], ...] = PEN_BUCKETS,
+    canvas_size: int = CANVAS_SIZE,
+    scale_range: tuple[float, float] = (0.3, 0.9),
+    background: str = "black",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Redraw digits as canvas drawings and read them back through the app's preprocessing.
+
+    Digits are spread evenly over the pen-width buckets (seeded shuffle), the pen width is
+    uniform inside the bucket, size and position as ``redraw_as_strokes`` draws them.
+    ``background="black"`` with white ink is what the app's canvas gives. Returns
+    (float32 (N, 28, 28) model inputs, pen width, bucket index, stroke width in the input).
+    """
+    from handwriting.preprocessing import BOX, prepare_canvas
+    from handwriting.strokes import redraw_as_strokes
+
+    images = np.asarray(images)
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise BenchmarkError(f"expected (N, 28, 28) images, got {images.shape}")
+    rng = np.random.default_rng(seed)
+    n = len(images)
+    bucket = rng.permutation(np.arange(n) % len(buckets)).astype(np.int64)
+    drawn = np.empty((n, 28, 28), dtype=np.float32)
+    pen = np.empty(n, dtype=np.float64)
+    width_in = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        lo, hi = buckets[bucket[i]]
+        pen[i] = rng.uniform(lo, hi)
+        canvas = redraw_as_strokes(
+            images[i], rng, canvas_size=(canvas_size, canvas_size), stroke_width=pen[i],
+            scale_range=scale_range, background=background,
+        )
+        drawn[i] = prepare_canvas(canvas)
+        width_in[i] = pen[i] * BOX / _ink_extent(canvas)
+    return drawn, pen, bucket, width_in
+
+
+def make_canvas_set(
+    images: np.ndarray,
+    labels: np.ndarray,
+    seed: int = 0,
+    scale_range: tuple[float, float] = (0.3, 0.9),
+) -> CanvasSet:
+    """The three views of the same digits (see :class:`CanvasSet`)."""
+    from handwriting.preprocessing import prepare_image
+
+    images = np.asarray(images)
+    if len(images) != len(labels):
+        raise BenchmarkError(f"{len(images)} images but {len(labels)} labels")
+    plain = images.astype(np.float32) / (255.0 if images.dtype == np.uint8 else 1.0)
+    drawn, pen, bucket, width_in = redraw_digits(plain, seed=seed, scale_range=scale_range)
+    plain_app = np.stack([prepare_image(image) for image in plain]) if len(plain) else plain
+    return CanvasSet(plain, plain_app.astype(np.float32), drawn,
+                     np.asarray(labels, dtype=np.int64), pen, bucket, width_in)
+
+
+class RedrawnTrainingMix:
+    """Data source for the training-side fix: the standard split of ``data`` (the project's
+    conf/data/<data>.yaml), with a ``fraction`` of the training digits added a second time
+    as canvas redraws. Validation and test are untouched, so test accuracy stays comparable
+    with the plain runs. The redraws are cached as .npz in ``cache_dir`` (they cost ~20 ms
+    each). Use with ``data.split.train=null`` (the whole mixed pool is the training set):
+
+        python train.py augment=canvas data.split.train=null \\
+            data.source._target_=benchmarks.canvas_robustness.RedrawnTrainingMix \\
+            +data.source.fraction=0.5 +data.source.cache_dir=outputs/experiments/cache
+    """
+
+    def __init__(self, data: str = "embedded", fraction: float = 0.5, seed: int = 1234,
+                 mnist_dir: str | None = None, cache_dir: str | None = None) -> None:
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        self.data, self.fraction, self.seed = data, float(fraction), int(seed)
+        self.mnist_dir = Path(mnist_dir) if mnist_dir else None
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+
+    def load(self) -> Any:
+        from handwriting.data.types import LabeledImages, SourceData
+
+        datamodule = load_data_config(self.data, self.mnist_dir)
+        splits = datamodule.splits
+        train = splits.train
+        count = int(round(self.fraction * len(train)))
+        index = np.sort(np.random.default_rng(self.seed).choice(len(train), count, replace=False))
+        cache = (self.cache_dir / f"redrawn_{self.data}_{datamodule.fingerprint}_{count}_{self.seed}.npz"
+                 if self.cache_dir else None)
+        if cache is not None and cache.is_file():
+            drawn = np.load(cache)["images"]
+        else:
+            inputs = redraw_digits(train.images[index], seed=self.seed)[0]
+            drawn = np.round(inputs * 255).astype(np.uint8)
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                np.savez_compressed(cache, images=drawn)
+        mixed = LabeledImages(np.concatenate([train.images, drawn]),
+                              np.concatenate([train.labels, train.labels[index]]))
+        return SourceData(f"{datamodule.source_name}+redrawn{self.fraction:g}",
+                          tuple(datamodule.classes), train=mixed, val=splits.val, test=splits.test)
+
+
+# --------------------------------------------------------------------------- models
+
+
+def checkpoints_of(path: Path) -> list[Path]:
+    """A checkpoint file, a run dir (run.json) or a sweep dir -> the best checkpoint(s)."""
+    from handwriting.promotion import find_runs
+
+    path = Path(path).expanduser()
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise BenchmarkError(f"--model path {path} does not exist (expected a .ckpt, run or sweep dir)")
+    runs = find_runs(path)
+    if not runs:
+        raise BenchmarkError(f"{path} holds no finished run (run.json): train one first")
+    return [run.checkpoint for run in runs]
+
+
+def parse_model(spec: str) -> tuple[str, Path]:
+    name, sep, path = spec.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {spec!r}")
+    return name, Path(path)
+
+
+def train_source(checkpoint: Path) -> str | None:
+    """The data source a checkpoint's run trained on (from run.json next to it), if known."""
+    import json
+
+    for parent in checkpoint.parents[:3]:
+        summary = parent / "run.json"
+        if summary.is_file():
+            return json.loads(summary.read_text()).get("data_source")
+    return None
+
+
+def evaluate(predictor: Any, cs: CanvasSet) -> dict[str, Any]:
+    """Accuracies of one model on the three views, overall and per bucket."""
+
+    def correct(images: np.ndarray) -> np.ndarray:
+        return predictor.probabilities(images).argmax(axis=1) == cs.labels
+
+    plain, plain_app, drawn = correct(cs.plain), correct(cs.plain_app), correct(cs.drawn)
+    width_bin = np.digitize(cs.input_width, INPUT_WIDTH_EDGES)
+
+    def by(groups: np.ndarray, names: list[str]) -> dict[str, dict[str, float]]:
+        return {
+            name: {"n": int((groups == k).sum()),
+                   "plain": float(plain[groups == k].mean()) if (groups == k).any() else float("nan"),
+                   "drawn": float(drawn[groups == k].mean()) if (groups == k).any() else float("nan")}
+            for k, name in enumerate(names)
+        }
+
+    return {
+        "plain": float(plain.mean()),
+        "plain_app": float(plain_app.mean()),
+        "drawn": float(drawn.mean()),
+        "gap": float(plain.mean() - drawn.mean()),
+        "by_pen_width": by(cs.pen_bucket, pen_labels()),
+        "by_input_width": by(width_bin, input_width_labels()),
+    }
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if v == v]  # drop NaN (empty buckets)
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and standard deviation over a model's checkpoints (e.g. seeds)."""
+    out: dict[str, Any] = {"n_models": len(runs)}
+    for key in ("plain", "plain_app", "drawn", "gap"):
+        mean, std = _mean_std([r[key] for r in runs])
+        out[key] = {"mean": mean, "std": std}
+    for group in ("by_pen_width", "by_input_width"):
+        out[group] = {
+            bucket: {
+                "n": runs[0][group][bucket]["n"],
+                "plain": _mean_std([r[group][bucket]["plain"] for r in runs])[0],
+                "drawn": _mean_std([r[group][bucket]["drawn"] for r in runs])[0],
+            }
+            for bucket in runs[0][group]
+        }
+    return out
+
+
+def pct(mean: float, std: float | None = None) -> str:
+    if mean != mean:
+        return "n/a"
+    return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "")
+
+
+def format_tables(results: dict[str, dict[str, Any]], markdown: bool = False) -> str:
+    """Overall table (one row per model) and the per-bucket drawn accuracy tables."""
+    rows = []
+    for name, agg in results.items():
+        gap = agg["gap"]["mean"]
+        rows.append([
+            name, str(agg["n_models"]), pct(agg["plain"]["mean"], agg["plain"]["std"]),
+            pct(agg["plain_app"]["mean"], agg["plain_app"]["std"]),
+            pct(agg["drawn"]["mean"], agg["drawn"]["std"]),
+            f"{100 * gap:+.2f}", "yes" if gap <= TARGET_GAP else "no",
+        ])
+    parts = [table(["model", "models", "plain %", "plain via app %", "drawn %", "gap (pts)",
+                    f"gap <= {100 * TARGET_GAP:g}"], rows, markdown=markdown)]
+    for group, title in (("by_pen_width", "drawn % by canvas pen width (px on 280 px canvas)"),
+                         ("by_input_width", "drawn % by stroke width in the 28x28 input (px)")):
+        names = list(next(iter(results.values()))[group])
+        counts = [str(next(iter(results.values()))[group][b]["n"]) for b in names]
+        bucket_rows = [["digits", *counts]]
+        bucket_rows += [[name, *(pct(agg[group][b]["drawn"]) for b in names)]
+                        for name, agg in results.items()]
+        parts.append(f"{title}:\n" if not markdown else f"\n{title}:\n")
+        parts[-1] += table(["model", *names], bucket_rows, markdown=markdown)
+    return "\n\n".join(parts)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def load_split(data: str, mnist_dir: Path | None, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """The test split exactly as training makes it; a seeded subset of ``n`` when asked."""
+    datamodule = load_data_config(data, mnist_dir)
+    test = datamodule.splits.test
+    images, labels = test.images, test.labels
+    description = f"{datamodule.source_name} test split ({len(labels):,} digits)"
+    if n is not None and n < len(labels):
+        index = np.sort(np.random.default_rng(seed).choice(len(labels), size=n, replace=False))
+        images, labels = images[index], labels[index]
+        description += f", seeded subset of {n:,} (seed {seed})"
+    return images, labels, description
+
+
+def check_app_path(predictor: Any, images: np.ndarray, seed: int, count: int = 3) -> None:
+    """The batched evaluation must equal the app's own call, Predictor.predict_canvas."""
+    from handwriting.preprocessing import prepare_canvas
+    from handwriting.strokes import redraw_as_strokes
+
+    rng = np.random.default_rng(seed)
+    for image in images[:count]:
+        canvas = redraw_as_strokes(image, rng, background="black")
+        app = predictor.predict_canvas(canvas).probabilities
+        batched = predictor.probabilities(prepare_canvas(canvas)[None])[0]
+        if not np.allclose(app, batched, atol=1e-5):
+            raise BenchmarkError("batched evaluation differs from Predictor.predict_canvas")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=parse_model, action="append", required=True,
+                        metavar="NAME=PATH", help="checkpoint, run dir or sweep dir (repeatable)")
+    parser.add_argument("--data", choices=("embedded", "mnist"), default="embedded",
+                        help="whose test split: the embedded 1,000 or the official MNIST 10k")
+    parser.add_argument("--mnist-dir", type=Path, default=None,
+                        help="folder with the four official MNIST files (for --data mnist)")
+    parser.add_argument("--n", type=positive_int, default=None,
+                        help="use a seeded random subset of this many test digits")
+    parser.add_argument("--seed", type=int, default=0, help="subset, pen widths, sizes, positions")
+    parser.add_argument("--scale-min", type=float, default=0.3,
+                        help="smallest drawing, as a fraction of the canvas side")
+    parser.add_argument("--scale-max", type=float, default=0.9)
+    add_threads(parser)
+    add_json_out(parser)
+    args = parser.parse_args(argv)
+    command = "python benchmarks/canvas_robustness.py " + shlex.join(
+        sys.argv[1:] if argv is None else argv)
+    if not 0 < args.scale_min <= args.scale_max <= 1:
+        raise BenchmarkError("need 0 < --scale-min <= --scale-max <= 1")
+    threads = set_threads(args.threads)
+
+    from handwriting.inference import ModelLoadError, Predictor
+
+    models: dict[str, list[Path]] = {name: checkpoints_of(path) for name, path in args.model}
+    images, labels, description = load_split(args.data, args.mnist_dir, args.n, args.seed)
+    started = time.perf_counter()
+    cs = make_canvas_set(images, labels, seed=args.seed, scale_range=(args.scale_min, args.scale_max))
+    redraw_seconds = time.perf_counter() - started
+    print(f"Data: {description}; redrawn in {redraw_seconds:.1f} s "
+          f"({1000 * redraw_seconds / len(labels):.1f} ms/digit)")
+
+    results: dict[str, dict[str, Any]] = {}
+    per_checkpoint: dict[str, list[dict[str, Any]]] = {}
+    warnings: list[str] = []
+    for name, paths in models.items():
+        runs = []
+        for path in paths:
+            try:
+                predictor = Predictor.from_checkpoint(path)
+            except ModelLoadError as error:
+                raise BenchmarkError(str(error)) from error
+            if len(runs) == 0:
+                check_app_path(predictor, images, args.seed)
+            source = train_source(path)
+            if args.data == "embedded" and source == "mnist":
+                warnings.append(f"{name}: trained on full MNIST, whose training file contains the "
+                                "embedded digits: this test is not independent")
+            runs.append({"checkpoint": str(path), "train_source": source, **evaluate(predictor, cs)})
+        per_checkpoint[name] = runs
+        results[name] = aggregate(runs)
+
+    info = machine_info()
+    print_machine(info)
+    print(f"Threads: {threads}\n")
+    print(format_tables(results))
+    for warning in dict.fromkeys(warnings):
+        print(f"warning: {warning}")
+    write_json(args.json_out, {
+        "benchmark": "canvas_robustness",
+        "command": command,
+        "machine": info,
+        "config": {"data": args.data, "description": description, "n": int(len(labels)),
+                   "seed": args.seed, "canvas_size": CANVAS_SIZE, "pen_buckets": PEN_BUCKETS,
+                   "input_width_edges": INPUT_WIDTH_EDGES,
+                   "scale_range": [args.scale_min, args.scale_max], "background": "black",
+                   "target_gap": TARGET_GAP, "redraw_seconds": redraw_seconds},
+        "results": results,
+        "runs": per_checkpoint,
+        "warnings": list(dict.fromkeys(warnings)),
+    })
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

@@ -1,0 +1,239 @@
+"""How long the app waits for an answer: one drawing-canvas image (RGBA 280x280 uint8)
+through ``Predictor.predict_canvas`` -- preprocessing included -- measured call by call
+in-process (p50/p95/p99 after a warm-up), split into its preprocessing and model parts,
+plus batch throughput of the model alone on prepared 28x28 images.
+
+Latency does not depend on the weights, only on the architecture, so without
+``--checkpoint`` an untrained reference MLP (784-128-128-10) is used and the output says so.
+
+    python benchmarks/inference_latency.py
+    python benchmarks/inference_latency.py --checkpoint models/promoted/model.ckpt
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks.common import (  # noqa: E402
+    NOISE_NOTE,
+    BenchmarkError,
+    add_json_out,
+    int_list,
+    machine_info,
+    percentiles,
+    positive_int,
+    print_machine,
+    run_main,
+    summarize,
+    table,
+    write_json,
+)
+from handwriting.data.embedded import EmbeddedMNIST  # noqa: E402
+from handwriting.inference import ModelLoadError, Predictor  # noqa: E402
+from handwriting.model import MLPClassifier  # noqa: E402
+from handwriting.preprocessing import prepare_canvas  # noqa: E402
+
+TARGET_P50_MS = 5.0
+
+
+def load_predictor(checkpoint: Path | None, seed: int) -> tuple[Predictor, str]:
+    """(predictor, description): the checkpoint's model, or an untrained reference MLP."""
+    if checkpoint is None:
+        torch.manual_seed(seed)
+        return Predictor(MLPClassifier()), "untrained reference MLP 784-128-128-10 (no --checkpoint)"
+    try:
+        predictor = Predictor.from_checkpoint(checkpoint)
+    except ModelLoadError as error:  # includes "no such file"
+        raise BenchmarkError(str(error)) from error
+    hidden = "-".join(str(h) for h in predictor.model.hparams["hidden_sizes"])
+    return predictor, f"{checkpoint} (MLP 784-{hidden}-{len(predictor.classes)})"
+
+
+def make_canvas(digit28: np.ndarray, seed: int, size: int = 280) -> tuple[np.ndarray, str]:
+    """A canvas drawing like the app produces: the app's stroke redrawing of a real digit
+    when ``handwriting.strokes`` is available, else a hand-placed PIL stroke."""
+    try:
+        from handwriting.strokes import redraw_as_strokes
+    except ImportError:
+        from PIL import Image, ImageDraw
+
+        image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+        draw = ImageDraw.Draw(image)
+        s = size / 280
+        draw.line([(80 * s, 70 * s), (200 * s, 70 * s), (120 * s, 220 * s)],
+                  fill=(255, 255, 255, 255), width=round(18 * s), joint="curve")
+        return np.asarray(image, dtype=np.uint8), "a PIL-drawn '7' stroke"
+    rng = np.random.default_rng(seed)
+    canvas = redraw_as_strokes(digit28, rng, canvas_size=(size, size), stroke_width=18,
+                               scale_range=(0.6, 0.6))
+    return canvas, "a real digit redrawn as canvas strokes (handwriting.strokes)"
+
+
+def time_calls(fn: Any, calls: int, warmup: int) -> list[float]:
+    """Per-call wall time in ms of ``fn()``, ``warmup`` unmeasured calls first."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(calls):
+        start = time.perf_counter_ns()
+        fn()
+        out.append((time.perf_counter_ns() - start) / 1e6)
+    return out
+
+
+def throughput(predictor: Predictor, images: np.ndarray, batch: int, min_time: float,
+               repeats: int) -> dict[str, float]:
+    """Images/s of ``predictor.probabilities`` on batches of ``batch`` prepared images:
+    each repeat runs whole batches for at least ``min_time`` seconds."""
+    reps = -(-batch // len(images))
+    data = np.concatenate([images] * reps)[:batch]
+    predictor.probabilities(data)  # warm-up
+    rates = []
+    for _ in range(repeats):
+        n, start = 0, time.perf_counter()
+        while True:
+            predictor.probabilities(data)
+            n += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_time and n >= 3:
+                break
+        rates.append(n * batch / elapsed)
+    stats = summarize(rates)
+    return {"batch": batch, "images_per_s_median": stats["median"],
+            "images_per_s_best": stats["max"], "ms_per_batch_median": batch / stats["median"] * 1000}
+
+
+def measure(predictor: Predictor, canvas: np.ndarray, images: np.ndarray, threads: int,
+            args: argparse.Namespace) -> dict[str, Any]:
+    """Latency percentiles and batch throughput with ``threads`` torch threads."""
+    torch.set_num_threads(threads)
+    prepared = prepare_canvas(canvas)
+    latency = {
+        "predict_canvas": time_calls(lambda: predictor.predict_canvas(canvas), args.calls, args.warmup),
+        "preprocessing": time_calls(lambda: prepare_canvas(canvas), args.calls, args.warmup),
+        "model": time_calls(lambda: predictor.predict(prepared), args.calls, args.warmup),
+    }
+    summary = {
+        name: {**percentiles(samples), "mean": float(np.mean(samples)),
+               "min": float(np.min(samples)), "max": float(np.max(samples))}
+        for name, samples in latency.items()
+    }
+    batches = [throughput(predictor, images, b, args.min_time, args.repeats) for b in args.batch_sizes]
+    return {
+        "torch_threads": torch.get_num_threads(),
+        "latency_ms": summary,
+        "throughput": batches,
+        "within_target": summary["predict_canvas"]["p50"] < TARGET_P50_MS,
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    default_threads = torch.get_num_threads()
+    settings = list(dict.fromkeys(args.threads or [default_threads, 1]))
+    predictor, model_desc = load_predictor(args.checkpoint, args.seed)
+    data = EmbeddedMNIST().load().train
+    canvas, canvas_desc = make_canvas(data.images[args.digit_index], args.seed)
+    images = data.images[: max(args.batch_sizes)].astype(np.float32) / 255.0
+    runs = [measure(predictor, canvas, images, threads, args) for threads in settings]
+    torch.set_num_threads(default_threads)
+    prediction = predictor.predict_canvas(canvas)
+    return {
+        "benchmark": "inference_latency",
+        "machine": machine_info(),
+        "config": {
+            "model": model_desc, "trained": args.checkpoint is not None,
+            "canvas": canvas_desc, "canvas_shape": list(canvas.shape),
+            "digit_label": int(data.labels[args.digit_index]),
+            "calls": args.calls, "warmup": args.warmup, "default_torch_threads": default_threads,
+            "thread_settings": settings, "batch_sizes": args.batch_sizes,
+            "min_time_s": args.min_time, "repeats": args.repeats,
+        },
+        "prediction": {"label": prediction.label, "confidence": prediction.confidence},
+        "runs": runs,
+        # Headline: the first setting (torch's default unless --threads says otherwise).
+        "latency_ms": runs[0]["latency_ms"],
+        "throughput": runs[0]["throughput"],
+        "target_p50_ms": TARGET_P50_MS,
+        "within_target": runs[0]["within_target"],
+        "note": NOISE_NOTE,
+    }
+
+
+def report(payload: dict[str, Any]) -> None:
+    cfg = payload["config"]
+    print_machine(payload["machine"])
+    print(
+        f"\nModel: {cfg['model']}\nInput: {cfg['canvas_shape'][0]}x{cfg['canvas_shape'][1]} RGBA "
+        f"canvas, {cfg['canvas']} (true label {cfg['digit_label']}; read as "
+        f"{payload['prediction']['label']})\n{cfg['calls']} calls after {cfg['warmup']} warm-up "
+        f"per measurement; torch's default is {cfg['default_torch_threads']} threads"
+    )
+    labels = {
+        "predict_canvas": "predict_canvas (all)",
+        "preprocessing": "  prepare_canvas only",
+        "model": "  predict(28x28) only",
+    }
+    for run_ in payload["runs"]:
+        lat = run_["latency_ms"]
+        print(f"\n--- torch threads: {run_['torch_threads']}\n")
+        rows = [[labels[k], v["p50"], v["p95"], v["p99"], v["mean"], v["min"], v["max"]]
+                for k, v in lat.items()]
+        print(table(["latency, ms", "p50", "p95", "p99", "mean", "min", "max"], rows))
+        verdict = "within" if run_["within_target"] else "OUTSIDE"
+        print(f"\np50 {lat['predict_canvas']['p50']:.2f} ms: {verdict} the "
+              f"{payload['target_p50_ms']} ms target\n")
+        rows = [[t["batch"], t["images_per_s_median"], t["images_per_s_best"],
+                 t["ms_per_batch_median"]] for t in run_["throughput"]]
+        print(table(["batch (prepared 28x28)", "images/s (median)", "images/s (best)",
+                     "ms/batch (median)"], rows))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="model checkpoint to time (default: an untrained reference MLP)")
+    p.add_argument("--calls", type=positive_int, default=500, help="timed calls per measurement")
+    p.add_argument("--warmup", type=int, default=50, help="unmeasured calls first")
+    p.add_argument("--batch-sizes", type=int_list, default=[1, 64, 1024], help="e.g. 1,64,1024")
+    p.add_argument("--min-time", type=float, default=0.5,
+                   help="seconds of batches per throughput repeat")
+    p.add_argument("--repeats", type=positive_int, default=3, help="throughput repeats")
+    p.add_argument("--digit-index", type=int, default=0,
+                   help="which packaged digit to draw on the canvas")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int_list, default=None, metavar="N[,N]",
+                   help="torch thread counts to measure, in order (default: torch's default, "
+                   "then 1); on a busy shared machine 1 thread avoids waiting for a "
+                   "descheduled worker thread")
+    p.add_argument("--quick", action="store_true", help="tiny smoke run: checks, not numbers")
+    add_json_out(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.quick:
+        args.calls, args.warmup, args.min_time, args.repeats = 20, 2, 0.01, 1
+        args.batch_sizes = [1, 8]
+    if args.warmup < 0 or args.min_time < 0:
+        raise BenchmarkError("--warmup and --min-time must be >= 0")
+    if not 0 <= args.digit_index < 10_000:
+        raise BenchmarkError(f"--digit-index must be in [0, 10000), got {args.digit_index}")
+    payload = run(args)
+    report(payload)
+    write_json(args.json_out, payload)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

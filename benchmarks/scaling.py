@@ -1,0 +1,271 @@
+"""How one training epoch of the plain PyTorch loop scales: epoch time and peak memory
+versus the number of training images (default 5k, 10k, 60k) and versus the hidden width
+of the two-hidden-layer MLP (64 ... 1024), with one two-panel plot.
+
+Images are the official MNIST training set when ``--mnist-dir`` is given, else random
+synthetic tensors of the same shape (an MLP's cost does not depend on pixel values).
+Peak memory is the rise of the process's resident set (RSS high-water mark, reset through
+/proc/self/clear_refs) over the block: data tensors, model, optimizer state and
+activations, which tracemalloc would miss because torch allocates outside Python.
+
+    python benchmarks/scaling.py --mnist-dir /path/to/mnist --plot benchmarks/scaling.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import sys
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from benchmarks.common import (  # noqa: E402
+    BENCH_DIR,
+    NOISE_NOTE,
+    BenchmarkError,
+    InMemorySource,
+    PeakMemory,
+    WholePoolAsTrain,
+    add_json_out,
+    add_threads,
+    check_mnist_dir,
+    int_list,
+    machine_info,
+    positive_int,
+    print_machine,
+    run_main,
+    set_threads,
+    summarize,
+    synthetic_images,
+    table,
+    timed,
+    write_json,
+)
+from handwriting.data.datamodule import HandwritingDataModule  # noqa: E402
+from handwriting.model import build_mlp  # noqa: E402
+
+
+def release_free_memory() -> bool:
+    """Collect garbage and hand freed heap memory back to the OS (glibc ``malloc_trim``),
+    so the next measurement starts from the memory really in use and its own allocations
+    show up in the RSS peak instead of silently reusing pages an earlier one left behind.
+    (Unlike fixing malloc's thresholds, this leaves the timed loop's allocations alone.)"""
+    gc.collect()
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0)) or True
+    except (OSError, AttributeError):
+        return False
+
+
+def load_pool(mnist_dir: Path | None, size: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    if mnist_dir is None:
+        images, labels = synthetic_images(size, seed)
+        return images, labels, "synthetic random uint8 images (no --mnist-dir)"
+    from handwriting.data.mnist import MNIST
+
+    train = MNIST(cache_dir=str(check_mnist_dir(mnist_dir)), download=False).load().train
+    if size > len(train):
+        raise BenchmarkError(f"largest --data-sizes value {size:,} exceeds MNIST's {len(train):,}")
+    return train.images[:size], train.labels[:size], "official MNIST training images"
+
+
+def datamodule_for(images: np.ndarray, labels: np.ndarray, n: int, batch: int) -> HandwritingDataModule:
+    source = WholePoolAsTrain(InMemorySource("pool", images, labels), limit=n)
+    datamodule = HandwritingDataModule(source, split={"train": None}, batch_size=batch)
+    datamodule.setup("fit")
+    return datamodule
+
+
+def epoch_times(datamodule: HandwritingDataModule, hidden: list[int], args: argparse.Namespace) -> list[float]:
+    """Seconds per epoch of the plain loop (fresh seeded model; warm-up epochs not returned)."""
+    torch.manual_seed(args.seed)
+    net = build_mlp(784, hidden, 10)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def epoch() -> None:
+        for x, y in datamodule.train_dataloader():
+            optimizer.zero_grad()
+            loss_fn(net(x), y).backward()
+            optimizer.step()
+
+    times = [timed(epoch)[0] for _ in range(args.warmup + args.repeats)]
+    return times[args.warmup:]
+
+
+def point(n: int, hidden: list[int], seconds: list[float], peak: float | None) -> dict[str, Any]:
+    stats = summarize(seconds)
+    params = sum(p.numel() for p in build_mlp(784, hidden, 10).parameters())
+    return {
+        "train_size": n, "hidden_sizes": hidden, "parameters": params,
+        "epoch_s_median": stats["median"], "epoch_s_min": stats["min"], "epoch_s_max": stats["max"],
+        "samples": seconds, "samples_per_s": n / stats["median"],
+        "peak_rss_delta_mib": peak,
+        # What the float32 images + int64 labels alone take, for comparison with the peak.
+        "data_tensor_mib": n * (784 * 4 + 8) / 2**20,
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    threads = set_threads(args.threads)
+    pool_size = max(max(args.data_sizes), args.hidden_data_size)
+    images, labels, data_desc = load_pool(args.mnist_dir, pool_size, args.seed)
+    base_hidden = [args.base_hidden, args.base_hidden]
+
+    trimmed = False
+    by_size = []
+    for n in sorted(args.data_sizes):  # ascending: a freed larger block cannot mask a peak
+        trimmed = release_free_memory()
+        with PeakMemory() as mem:
+            datamodule = datamodule_for(images, labels, n, args.batch_size)
+            seconds = epoch_times(datamodule, base_hidden, args)
+        by_size.append(point(n, base_hidden, seconds, mem.delta_mib))
+        del datamodule
+
+    datamodule = datamodule_for(images, labels, args.hidden_data_size, args.batch_size)
+    by_hidden = []
+    for width in sorted(args.hidden_sizes):
+        trimmed = release_free_memory()
+        with PeakMemory() as mem:  # data already loaded: model, Adam state, activations
+            seconds = epoch_times(datamodule, [width, width], args)
+        by_hidden.append(point(args.hidden_data_size, [width, width], seconds, mem.delta_mib))
+
+    plot = None
+    if args.plot is not None:
+        plot = str(make_plot(by_size, by_hidden, args.plot, data_desc, threads))
+    return {
+        "benchmark": "scaling",
+        "machine": machine_info(),
+        "config": {
+            "data": data_desc, "synthetic": args.mnist_dir is None,
+            "data_sizes": sorted(args.data_sizes), "base_hidden_sizes": base_hidden,
+            "hidden_sizes": sorted(args.hidden_sizes), "hidden_data_size": args.hidden_data_size,
+            "batch_size": args.batch_size, "repeats": args.repeats, "warmup": args.warmup,
+            "torch_threads": threads, "malloc_trim": trimmed,
+        },
+        "by_data_size": by_size,
+        "by_hidden_size": by_hidden,
+        "plot": plot,
+        "note": NOISE_NOTE,
+    }
+
+
+def make_plot(by_size: list[dict[str, Any]], by_hidden: list[dict[str, Any]], path: Path,
+              data_desc: str, threads: int) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    panels = [
+        (axes[0], by_size, "train_size", "training images (log scale)",
+         f"784-{by_size[0]['hidden_sizes'][0]}-{by_size[0]['hidden_sizes'][1]}-10, vs data size"),
+        (axes[1], by_hidden, "hidden_sizes", "hidden width h of 784-h-h-10 (log scale)",
+         f"{by_hidden[0]['train_size']:,} images, vs hidden width"),
+    ]
+    for ax, points, key, xlabel, title in panels:
+        xs = [p[key][0] if key == "hidden_sizes" else p[key] for p in points]
+        med = [p["epoch_s_median"] for p in points]
+        low = [p["epoch_s_median"] - p["epoch_s_min"] for p in points]
+        high = [p["epoch_s_max"] - p["epoch_s_median"] for p in points]
+        ax.errorbar(xs, med, yerr=[low, high], marker="o", color="tab:blue", capsize=3,
+                    label="epoch time (median, min-max)")
+        ax.set_xscale("log", base=2 if key == "hidden_sizes" else 10)
+        ax.set_xticks(xs, [f"{x:,}" for x in xs])
+        ax.minorticks_off()
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("seconds per epoch", color="tab:blue")
+        ax.set_ylim(bottom=0)
+        ax.set_title(title)
+        twin = ax.twinx()
+        mem = [p["peak_rss_delta_mib"] if p["peak_rss_delta_mib"] is not None else np.nan
+               for p in points]
+        twin.plot(xs, mem, marker="s", linestyle="--", color="tab:red", label="peak RSS rise")
+        if key == "train_size":
+            twin.plot(xs, [p["data_tensor_mib"] for p in points], linestyle=":", color="grey",
+                      label="float32 images alone")
+        twin.set_ylabel("peak RSS rise, MiB", color="tab:red")
+        twin.set_ylim(bottom=0)
+        lines = ax.get_legend_handles_labels()
+        more = twin.get_legend_handles_labels()
+        ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", fontsize=8)
+    fig.suptitle(f"Plain PyTorch loop, one epoch, batch 128, Adam; {data_desc}; "
+                 f"{threads} torch thread(s)", fontsize=9)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def report(payload: dict[str, Any]) -> None:
+    cfg = payload["config"]
+    print_machine(payload["machine"])
+    print(f"\nPlain loop, one epoch, batch {cfg['batch_size']}, Adam; {cfg['data']}; "
+          f"{cfg['repeats']} repeats after {cfg['warmup']} warm-up; torch threads "
+          f"{cfg['torch_threads']}\n")
+    headers = ["images", "hidden", "params", "epoch s (median)", "min", "max", "samples/s",
+               "peak RSS rise MiB", "data tensors MiB"]
+
+    def rows(points: list[dict[str, Any]]) -> list[list[Any]]:
+        return [[p["train_size"], "x".join(map(str, p["hidden_sizes"])), p["parameters"],
+                 p["epoch_s_median"], p["epoch_s_min"], p["epoch_s_max"], p["samples_per_s"],
+                 p["peak_rss_delta_mib"], p["data_tensor_mib"]] for p in points]
+
+    print("By data size (data loading + model + one epoch):")
+    print(table(headers, rows(payload["by_data_size"])))
+    print("\nBy hidden width (data already in memory; model, Adam state, activations):")
+    print(table(headers, rows(payload["by_hidden_size"])))
+    if payload["plot"]:
+        print(f"\nPlot: {payload['plot']}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mnist-dir", type=Path, default=None,
+                   help="folder with the official MNIST .gz files (default: synthetic images)")
+    p.add_argument("--data-sizes", type=int_list, default=[5000, 10000, 60000], help="e.g. 5000,10000,60000")
+    p.add_argument("--hidden-sizes", type=int_list, default=[64, 128, 256, 512, 1024],
+                   help="widths h of 784-h-h-10, e.g. 64,128,256")
+    p.add_argument("--hidden-data-size", type=positive_int, default=10000,
+                   help="training images for the hidden-width sweep")
+    p.add_argument("--base-hidden", type=positive_int, default=128,
+                   help="width h of 784-h-h-10 for the data-size sweep")
+    p.add_argument("--repeats", type=positive_int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--plot", type=Path, default=BENCH_DIR / "scaling.png",
+                   help="where to save the two-panel plot (default: benchmarks/scaling.png)")
+    p.add_argument("--no-plot", dest="plot", action="store_const", const=None, help="skip the plot")
+    add_threads(p)
+    p.add_argument("--quick", action="store_true",
+                   help="tiny smoke run (sizes 256/512, widths 8/16, 1 repeat): checks, not numbers")
+    add_json_out(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.quick:
+        args.data_sizes, args.hidden_sizes, args.hidden_data_size = [256, 512], [8, 16], 256
+        args.repeats, args.warmup = 1, 0
+    if args.warmup < 0:
+        raise BenchmarkError(f"--warmup must be >= 0, got {args.warmup}")
+    payload = run(args)
+    report(payload)
+    write_json(args.json_out, payload)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

@@ -1,0 +1,369 @@
+"""Tesseract versus the MLP on the same test images: accuracy, per-class accuracy,
+rejection rate (no answer) and time per image, side by side.
+
+Tesseract runs as ``handwriting.ocr.TesseractReader`` with its measured best
+single-character setup (``--psm 10``, digit whitelist, ~100 px glyph, light blur, wide
+margin), through a small thread pool (one subprocess per image). The MLP is a checkpoint
+(``--checkpoint``; default: the promoted model), or, when there is none or with
+``--train-mlp``, the reference configuration (784-128-128-10, Adam 1e-3, batch 128,
+best-validation epoch of 20) trained here with Lightning on the embedded 8k training split.
+
+    python benchmarks/tesseract_baseline.py                 # embedded 1,000-image test split
+    python benchmarks/tesseract_baseline.py --data mnist --mnist-dir DIR --limit 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks.common import (  # noqa: E402
+    NOISE_NOTE,
+    BenchmarkError,
+    add_json_out,
+    add_threads,
+    load_data_config,
+    machine_info,
+    percentiles,
+    positive_int,
+    print_machine,
+    quiet_lightning,
+    run_main,
+    set_threads,
+    table,
+    write_json,
+)
+from handwriting.inference import (  # noqa: E402
+    ModelLoadError,
+    Predictor,
+    model_from_checkpoint,
+    read_checkpoint,
+)
+from handwriting.ocr import OcrResult, TesseractReader, TesseractUnavailable, tesseract_version  # noqa: E402
+from handwriting.serving import make_reader, promoted_model_path  # noqa: E402
+
+REFERENCE = {"hidden_sizes": [128, 128], "lr": 1e-3, "batch_size": 128}
+TRAIN_SEED = 42  # conf/config.yaml's seed
+
+
+# --------------------------------------------------------------------------- the MLP
+
+
+def train_reference(epochs: int, seed: int = TRAIN_SEED) -> tuple[Predictor, dict[str, Any]]:
+    """Train the reference MLP on the embedded 8k split (conf/data/embedded.yaml) with
+    Lightning, keep the best-validation epoch, as ``python train.py`` does."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    from handwriting.model import MLPClassifier
+
+    quiet_lightning()
+    pl.seed_everything(seed, workers=True, verbose=False)
+    datamodule = load_data_config("embedded")
+    model = MLPClassifier(hidden_sizes=REFERENCE["hidden_sizes"], lr=REFERENCE["lr"],
+                          num_classes=datamodule.num_classes, class_names=list(datamodule.classes))
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint_cb = ModelCheckpoint(dirpath=tmp, monitor="val/acc", mode="max", save_top_k=1)
+        trainer = pl.Trainer(
+            max_epochs=epochs, accelerator="cpu", devices=1, deterministic=True, logger=False,
+            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+            callbacks=[checkpoint_cb],
+        )
+        trainer.fit(model, datamodule=datamodule)
+        best = model_from_checkpoint(read_checkpoint(checkpoint_cb.best_model_path))
+        best_epoch = int(torch.load(checkpoint_cb.best_model_path, map_location="cpu",
+                                    weights_only=True)["epoch"])
+    metadata = {
+        "trained_by": "benchmarks/tesseract_baseline.py",
+        "data_source": "handwriting.data.embedded.EmbeddedMNIST",
+        "data_fingerprint": datamodule.fingerprint,
+        "sizes": datamodule.sizes(),
+        "metrics": {"val/acc": float(checkpoint_cb.best_model_score), "epochs": float(epochs),
+                    "best_epoch": float(best_epoch + 1),
+                    "train_seconds": time.perf_counter() - started},
+        "config": {"model": REFERENCE, "seed": seed, "max_epochs": epochs},
+    }
+    return Predictor(best, metadata), metadata
+
+
+def save_predictor(predictor: Predictor, path: Path) -> None:
+    """The same slim layout promotion writes, so the app and Predictor load it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": predictor.model.state_dict(),
+                "hyper_parameters": dict(predictor.model.hparams),
+                "handwriting": predictor.metadata}, path)
+    print(f"Trained model saved to {path}")
+
+
+def resolve_model(args: argparse.Namespace) -> tuple[Predictor, str]:
+    """(predictor, how it was obtained) from --checkpoint / promoted model / training."""
+    path = args.checkpoint
+    if path is None and not args.train_mlp:
+        promoted = promoted_model_path()
+        if promoted.is_file():
+            path = promoted
+        else:
+            print(f"No promoted model at {promoted}: training the reference MLP here instead.")
+    if path is not None:
+        try:
+            predictor = Predictor.from_checkpoint(path)
+        except ModelLoadError as error:
+            raise BenchmarkError(str(error)) from error
+        return predictor, f"checkpoint {path} ({describe_checkpoint(predictor)})"
+    predictor, meta = train_reference(args.epochs)
+    if args.save_checkpoint is not None:
+        save_predictor(predictor, args.save_checkpoint)
+    return predictor, (
+        f"reference MLP 784-128-128-10 trained here with Lightning on the embedded 8k split, "
+        f"best validation epoch {meta['metrics']['best_epoch']:.0f} of {args.epochs} "
+        f"(val acc {meta['metrics']['val/acc']:.4f})"
+    )
+
+
+def describe_checkpoint(predictor: Predictor) -> str:
+    """Architecture plus what the checkpoint says about its training, where it says it."""
+    hidden = "-".join(str(h) for h in predictor.model.hparams["hidden_sizes"])
+    parts = [f"MLP 784-{hidden}-{len(predictor.classes)}"]
+    meta = predictor.metadata
+    metrics = meta.get("metrics") or {}
+    if meta.get("data_source"):
+        parts.append(f"trained on {str(meta['data_source']).rsplit('.', 1)[-1]}")
+    if "epochs" in metrics:
+        parts.append(f"{metrics['epochs']:.0f} epochs")
+    if "val/acc" in metrics:
+        parts.append(f"val acc {metrics['val/acc']:.4f}")
+    return ", ".join(parts)
+
+
+def leakage_warning(metadata: dict[str, Any], data: str, fingerprint: str) -> str | None:
+    """Say when the test images may have been in the model's training data."""
+    source = str(metadata.get("data_source") or "")
+    if data == "embedded":
+        trained_on = metadata.get("data_fingerprint")
+        if trained_on == fingerprint:
+            return None
+        if trained_on is None:
+            return ("the checkpoint does not record its training data: the embedded test split "
+                    "may overlap it, so the MLP's accuracy may be optimistic")
+        return (f"the model was trained on other data (fingerprint {trained_on}, this split "
+                f"{fingerprint}); if that included the embedded test images (e.g. full MNIST "
+                "training data does) the MLP's accuracy is optimistic")
+    if source.endswith(("EmbeddedMNIST", ".MNIST")):
+        return None  # both training pools come from the official training file only
+    return "the checkpoint does not record MNIST-based training data; overlap cannot be ruled out"
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def scores(predicted: list[int | None], labels: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """Accuracy counting rejections as errors, rejection rate, accuracy on answered images,
+    per-class accuracy."""
+    labels = np.asarray(labels)
+    answered = np.array([p is not None for p in predicted])
+    correct = np.array([p is not None and p == y for p, y in zip(predicted, labels, strict=True)])
+    per_class = {}
+    for index, name in enumerate(classes):
+        mask = labels == index
+        per_class[name] = {"n": int(mask.sum()),
+                           "accuracy": float(correct[mask].mean()) if mask.any() else None}
+    return {
+        "n": len(labels),
+        "correct": int(correct.sum()),
+        "accuracy": float(correct.mean()),
+        "rejected": int((~answered).sum()),
+        "rejection_rate": float((~answered).mean()),
+        "accuracy_answered": float(correct[answered].mean()) if answered.any() else None,
+        "per_class": per_class,
+        "_correct_mask": correct,
+    }
+
+
+def evaluate_mlp(predictor: Predictor, images: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    start = time.perf_counter()
+    probs = predictor.probabilities(images)
+    batch_s = time.perf_counter() - start
+    single = []
+    for image in images[: min(len(images), 200)]:
+        t0 = time.perf_counter_ns()
+        predictor.predict(image)
+        single.append((time.perf_counter_ns() - t0) / 1e6)
+    result = scores([int(i) for i in probs.argmax(axis=1)], labels, predictor.classes)
+    result["ms_per_image_batch"] = batch_s / len(images) * 1000
+    result["latency_ms"] = percentiles(single)
+    return result
+
+
+def evaluate_tesseract(reader: TesseractReader, images: np.ndarray, labels: np.ndarray,
+                       classes: list[str], workers: int) -> dict[str, Any]:
+    index_of = {name: i for i, name in enumerate(classes)}
+    done = itertools.count(1)  # next() on a count is atomic under the GIL: safe across threads
+    step = max(1, len(images) // 10)
+
+    def read(image: np.ndarray) -> tuple[OcrResult, float]:
+        t0 = time.perf_counter()
+        result = reader.read_char(image)
+        seconds = time.perf_counter() - t0
+        finished = next(done)
+        if len(images) >= 200 and finished % step == 0:
+            print(f"  Tesseract: {finished:,}/{len(images):,} images", file=sys.stderr, flush=True)
+        return result, seconds
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        outcomes = list(pool.map(read, images))
+    wall = time.perf_counter() - start
+    predicted = [None if r.rejected else index_of.get(r.text) for r, _ in outcomes]
+    result = scores(predicted, labels, classes)
+    latencies = [s * 1000 for _, s in outcomes]
+    result["ms_per_image_wall"] = wall / len(images) * 1000
+    result["latency_ms"] = {**percentiles(latencies), "mean": float(np.mean(latencies))}
+    return result
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    set_threads(args.threads)
+    version = tesseract_version()
+    if version is None:
+        raise BenchmarkError(TesseractUnavailable("tesseract").args[0])
+    datamodule = load_data_config(args.data, args.mnist_dir)
+    test = datamodule.splits.test
+    n_total = len(test)
+    n = min(args.limit or n_total, n_total)
+    images = test.images[:n].astype(np.float32) / 255.0
+    labels = test.labels[:n]
+    classes = list(datamodule.classes)
+
+    predictor, model_desc = resolve_model(args)
+    if predictor.classes != classes:
+        raise BenchmarkError(f"the model's classes {predictor.classes} are not the data's {classes}")
+    warning = leakage_warning(predictor.metadata, args.data, datamodule.fingerprint)
+    if warning:
+        print(f"WARNING: {warning}")
+    mlp = evaluate_mlp(predictor, images, labels)
+    reader = make_reader(classes)
+    print(f"Running Tesseract {version} on {n:,} images with {args.workers} workers ...", flush=True)
+    try:
+        tess = evaluate_tesseract(reader, images, labels, classes, args.workers)
+    except TesseractUnavailable as error:
+        raise BenchmarkError(str(error)) from error
+    both = mlp.pop("_correct_mask"), tess.pop("_correct_mask")
+    agreement = {
+        "both_correct": int((both[0] & both[1]).sum()),
+        "only_mlp": int((both[0] & ~both[1]).sum()),
+        "only_tesseract": int((~both[0] & both[1]).sum()),
+        "neither": int((~both[0] & ~both[1]).sum()),
+    }
+    test_desc = (
+        "embedded data's test split (conf/data/embedded.yaml: 8000/1000/1000, split_seed 0)"
+        if args.data == "embedded" else "official MNIST 10k test set (t10k files)"
+    )
+    return {
+        "benchmark": "tesseract_baseline",
+        "machine": machine_info(),
+        "config": {
+            "data": args.data, "test_set": test_desc, "test_size_total": n_total, "n": n,
+            "limited": n < n_total, "subset": f"first {n:,}" if n < n_total else "all",
+            "data_fingerprint": datamodule.fingerprint,
+            "model": model_desc, "model_metadata": {
+                k: predictor.metadata.get(k) for k in ("data_source", "data_fingerprint", "metrics")
+            },
+            "leakage_warning": warning,
+            "tesseract_version": version, "workers": args.workers,
+            "tesseract_setup": {"psm": reader.psm_char, "whitelist": reader.whitelist,
+                                "lang": reader.lang, "render": asdict(reader.render)},
+            "torch_threads": torch.get_num_threads(),
+        },
+        "mlp": mlp,
+        "tesseract": tess,
+        "agreement": agreement,
+        "note": NOISE_NOTE,
+    }
+
+
+def pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def report(payload: dict[str, Any]) -> None:
+    cfg, mlp, tess = payload["config"], payload["mlp"], payload["tesseract"]
+    print_machine(payload["machine"])
+    print(f"\nTest images: {cfg['subset']} of {cfg['test_size_total']:,} in the {cfg['test_set']}")
+    print(f"MLP: {cfg['model']}")
+    print(f"Tesseract {cfg['tesseract_version']}: --psm {cfg['tesseract_setup']['psm']}, whitelist "
+          f"{cfg['tesseract_setup']['whitelist']}, {cfg['workers']} parallel workers\n")
+    rows = [
+        ["accuracy (rejections count as errors)", pct(mlp["accuracy"]), pct(tess["accuracy"])],
+        ["correct", f"{mlp['correct']:,} / {mlp['n']:,}", f"{tess['correct']:,} / {tess['n']:,}"],
+        ["rejection rate (no answer)", pct(mlp["rejection_rate"]), pct(tess["rejection_rate"])],
+        ["accuracy when answering", pct(mlp["accuracy_answered"]), pct(tess["accuracy_answered"])],
+        ["ms per image, single call p50", f"{mlp['latency_ms']['p50']:.3f}",
+         f"{tess['latency_ms']['p50']:.1f}"],
+        ["ms per image, throughput", f"{mlp['ms_per_image_batch']:.4f} (one batch)",
+         f"{tess['ms_per_image_wall']:.1f} ({cfg['workers']} workers)"],
+    ]
+    print(table(["", "MLP", "Tesseract"], rows))
+    print()
+    rows = [[name, mlp["per_class"][name]["n"], pct(mlp["per_class"][name]["accuracy"]),
+             pct(tess["per_class"][name]["accuracy"])] for name in mlp["per_class"]]
+    print(table(["class", "images", "MLP", "Tesseract"], rows))
+    a = payload["agreement"]
+    print(f"\nBoth right {a['both_correct']:,}, only MLP {a['only_mlp']:,}, only Tesseract "
+          f"{a['only_tesseract']:,}, neither {a['neither']:,}")
+    if cfg["leakage_warning"]:
+        print(f"WARNING: {cfg['leakage_warning']}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", choices=("embedded", "mnist"), default="embedded",
+                   help="embedded: the packaged data's 1,000-image test split; mnist: official 10k test")
+    p.add_argument("--mnist-dir", type=Path, default=None,
+                   help="folder with the four official MNIST .gz files (for --data mnist)")
+    p.add_argument("--limit", type=positive_int, default=None,
+                   help="only the first N test images (Tesseract takes ~50-100 ms per image)")
+    p.add_argument("--workers", type=positive_int, default=2, help="parallel Tesseract processes")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="MLP checkpoint (default: the promoted model, "
+                   "$HANDWRITING_MODEL_DIR/model.ckpt or models/promoted/model.ckpt)")
+    p.add_argument("--train-mlp", action="store_true",
+                   help="train the reference MLP here even if a promoted model exists")
+    p.add_argument("--epochs", type=positive_int, default=20, help="epochs when training here")
+    p.add_argument("--save-checkpoint", type=Path, default=None,
+                   help="save the MLP trained here (reuse it with --checkpoint)")
+    add_threads(p)
+    p.add_argument("--quick", action="store_true",
+                   help="tiny smoke run (20 images; 1 epoch if training): checks, not numbers")
+    add_json_out(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.quick:
+        args.limit = min(args.limit or 20, 20)
+        args.epochs = 1
+    if args.checkpoint is not None and args.train_mlp:
+        raise BenchmarkError("use either --checkpoint or --train-mlp, not both")
+    payload = run(args)
+    report(payload)
+    write_json(args.json_out, payload)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
