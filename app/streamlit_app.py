@@ -20,11 +20,16 @@ from pathlib import Path
 import altair as alt
 import numpy as np
 import streamlit as st
+import torch
 
 from handwriting import serving
 from handwriting.inference import ModelLoadError, Predictor
 from handwriting.ocr import TesseractReader
 from handwriting.preprocessing import EmptyImageError
+
+# One image at a time gains nothing from a thread pool; on a busy machine the pool's
+# threads wait on each other (p50 24 ms with 2 threads vs 1.4 ms with 1, benchmarks/).
+torch.set_num_threads(1)
 
 CANVAS_SIZE = 280  # px; 10x the model's 28x28 input
 NUMBER_CANVAS = (700, 200)  # px (width, height): room for about six characters

@@ -42,6 +42,7 @@ class PromoteSchema:
 class TrainSchema:
     task_name: str = "train"
     seed: int = 42
+    threads: int | None = None
     lr: float = 1e-3
     ckpt_path: str | None = None
     model: ModelSchema = field(default_factory=ModelSchema)
@@ -73,6 +74,9 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(data, key)
         if value is not None and int(value) <= 0:
             raise ValueError(f"data.{key} must be > 0, got {value}")
+    threads = cfg.get("threads")
+    if threads is not None and threads <= 0:
+        raise ValueError(f"threads must be a positive number of CPU threads or null, got {threads}")
     max_epochs = OmegaConf.select(cfg.trainer, "max_epochs")
     if max_epochs is not None and int(max_epochs) <= 0 and int(max_epochs) != -1:
         raise ValueError(f"trainer.max_epochs must be > 0, got {max_epochs}")

@@ -105,9 +105,9 @@ class MLPClassifier(pl.LightningModule):
         )
         self.net = build_mlp(input_size, hidden_sizes, num_classes, dropout, batch_norm)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-        self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
-        self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
-        self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
+        self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False)
+        self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False)
+        self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False)
         self.train_loss = MeanMetric()
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
@@ -137,11 +137,17 @@ class MLPClassifier(pl.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, preds, y = self._shared_step(batch)
-        self.train_loss(loss)
-        self.train_acc(preds, y)
-        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        # Accumulate only; logging once per epoch (below) instead of per step keeps
+        # Lightning's per-step bookkeeping off the hot path of a model this small.
+        self.train_loss.update(loss.detach())
+        self.train_acc.update(preds, y)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/loss", self.train_loss.compute(), prog_bar=True, sync_dist=True)
+        self.log("train/acc", self.train_acc.compute(), prog_bar=True, sync_dist=True)
+        self.train_loss.reset()
+        self.train_acc.reset()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         loss, preds, y = self._shared_step(batch)

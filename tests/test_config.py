@@ -66,6 +66,7 @@ def test_shortcuts_reach_the_model() -> None:
         ("data.batch_size=0", "batch_size"),
         ("trainer.max_epochs=0", "max_epochs"),
         ("data.split.val=-5", "split.val"),
+        ("threads=0", "threads"),
     ],
 )
 def test_invalid_values_are_rejected(override: str, message: str) -> None:

@@ -32,7 +32,9 @@ class Source(Protocol):
 
 def to_tensors(part: LabeledImages) -> TensorDataset:
     """uint8 (N, 28, 28) -> float (N, 784) in [0, 1], labels int64."""
-    x = torch.from_numpy(part.images.reshape(len(part), -1).astype(np.float32) / 255.0)
+    x = part.images.reshape(len(part), -1).astype(np.float32)
+    x /= 255.0  # in place: no second full-size float copy
+    x = torch.from_numpy(x)
     y = torch.from_numpy(part.labels.astype(np.int64))
     return TensorDataset(x, y)
 
