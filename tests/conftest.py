@@ -36,3 +36,27 @@ def mnist_dir() -> Path:
 
 def python() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> None:
+    """Tiny models: on a busy 2-core machine torch's thread pool makes them many times slower."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """A sample of the embedded MNIST digits (images, labels) shared by the app/reading tests."""
+    from tests.browser_helpers import load_mnist_sample
+
+    return load_mnist_sample()
+
+
+@pytest.fixture(scope="session")
+def trained_model(mnist):
+    """A small MLP trained in-process on that sample (seconds), shared across test files."""
+    from tests.browser_helpers import train_tiny_model
+
+    return train_tiny_model(*mnist)

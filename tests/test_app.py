@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,32 +25,12 @@ from tests.browser_helpers import (
     NUMBER_CANVAS,
     ROOT,
     canvas_rgba,
-    load_mnist_sample,
     ten_strokes,
-    train_tiny_model,
     write_promoted_model,
 )
 
 APP = str(ROOT / "app" / "streamlit_app.py")
 TIMEOUT = 60  # seconds per script run; the machine is slow and shared
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def mnist() -> tuple[np.ndarray, np.ndarray]:
-    return load_mnist_sample()
-
-
-@pytest.fixture(scope="module")
-def trained_model(mnist: tuple[np.ndarray, np.ndarray]) -> MLPClassifier:
-    return train_tiny_model(*mnist)
 
 
 def run_app(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:

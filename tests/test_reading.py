@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,28 +26,10 @@ from handwriting.inference import Predictor
 from handwriting.model import MLPClassifier
 from handwriting.preprocessing import EmptyImageError, center_like_mnist
 from handwriting.reading import NumberReading, read_number
-from tests.browser_helpers import load_mnist_sample, train_tiny_model, write_promoted_model
+from tests.browser_helpers import write_promoted_model
 
 HELD_OUT = range(9000, 10000)  # train_tiny_model trains on the first 6000
 LETTERS = [chr(ord("A") + i) for i in range(26)]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def mnist() -> tuple[np.ndarray, np.ndarray]:
-    return load_mnist_sample()
-
-
-@pytest.fixture(scope="module")
-def trained_model(mnist: tuple[np.ndarray, np.ndarray]) -> MLPClassifier:
-    return train_tiny_model(*mnist)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,34 +24,13 @@ from handwriting.preprocessing import EmptyImageError
 from tests.browser_helpers import (
     NUMBER_CANVAS,
     canvas_rgba,
-    load_mnist_sample,
     one_stroke,
     ten_strokes,
-    train_tiny_model,
     write_promoted_model,
     zero_stroke,
 )
 
 HELD_OUT = slice(9000, 9300)  # train_tiny_model trains on the first 6000
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Tiny models: on a busy 2-core machine torch's thread pool makes them 20x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def mnist() -> tuple[np.ndarray, np.ndarray]:
-    return load_mnist_sample()
-
-
-@pytest.fixture(scope="module")
-def trained_model(mnist: tuple[np.ndarray, np.ndarray]) -> MLPClassifier:
-    return train_tiny_model(*mnist)
 
 
 @pytest.fixture(scope="module")
