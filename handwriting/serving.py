@@ -418,24 +418,23 @@ def enlarge(image28: np.ndarray, scale: int = 8) -> np.ndarray:
     return np.kron(pixels, np.ones((scale, scale), dtype=np.uint8))
 
 
+def _format_ocr_result(ocr: OcrResult | None, note: str | None, what: str) -> str:
+    if ocr is None:
+        return note or "Tesseract gave no result."
+    if ocr.rejected:
+        return f"Tesseract read **nothing usable** (no {what} from the model's classes)."
+    conf = "n/a" if ocr.confidence is None else f"{100 * ocr.confidence:.0f} %"
+    return f"Tesseract reads **{ocr.text}** (confidence {conf})."
+
+
 def format_ocr(reading: Reading) -> str:
     """One line of Markdown: what Tesseract read, with its confidence."""
-    if reading.ocr is None:
-        return reading.ocr_note or "Tesseract gave no result."
-    if reading.ocr.rejected:
-        return "Tesseract read **nothing usable** (no character from the model's classes)."
-    conf = "n/a" if reading.ocr.confidence is None else f"{100 * reading.ocr.confidence:.0f} %"
-    return f"Tesseract reads **{reading.ocr.text}** (confidence {conf})."
+    return _format_ocr_result(reading.ocr, reading.ocr_note, "character")
 
 
 def format_line_ocr(line: LineReading) -> str:
     """One line of Markdown: what Tesseract read on the whole row, with its confidence."""
-    if line.ocr is None:
-        return line.ocr_note or "Tesseract gave no result."
-    if line.ocr.rejected:
-        return "Tesseract read **nothing usable** (no characters from the model's classes)."
-    conf = "n/a" if line.ocr.confidence is None else f"{100 * line.ocr.confidence:.0f} %"
-    return f"Tesseract reads **{line.ocr.text}** (confidence {conf})."
+    return _format_ocr_result(line.ocr, line.ocr_note, "characters")
 
 
 def character_caption(character: CharacterReading) -> str:
