@@ -70,6 +70,18 @@ def test_ddp_on_cpu_with_two_processes(tmp_path: Path) -> None:
     assert summary["metrics"]["test/acc"] > 0.4  # beats chance (0.1) after 2 short epochs
 
 
+def test_joblib_launcher_runs_jobs_in_parallel(tmp_path: Path) -> None:
+    sweep, promoted = tmp_path / "sweep", tmp_path / "promoted"
+    result = run("-m", "+launcher=joblib", "lr=0.0001,0.01", *TINY, "logger=csv",
+                 f"hydra.sweep.dir={sweep}", f"promote.dir={promoted}")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "Joblib.Parallel(n_jobs=2" in output
+    scores = [json.loads(p.read_text())["metrics"]["val/acc"] for p in sweep.glob("*/run.json")]
+    assert len(scores) == 2
+    assert current_metadata(promoted)["metrics"]["val/acc"] == max(scores)
+
+
 @pytest.mark.parametrize(("launcher", "key"), [("joblib", "n_jobs"), ("slurm", "partition")])
 def test_launcher_configs_compose(launcher: str, key: str) -> None:
     register_configs()
