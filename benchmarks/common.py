@@ -406,16 +406,20 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], markdown: bool 
 
 
 def _jsonable(value: Any) -> Any:
+    """Plain JSON types; NaN/inf (e.g. the accuracy of an empty bucket) become null, since
+    JSON has no NaN and a reader must not mistake them for numbers."""
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, Path):
         return str(value)
-    if isinstance(value, np.generic):
-        return value.item()
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 

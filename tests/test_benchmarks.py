@@ -15,8 +15,16 @@ from typing import Any
 import pytest
 import torch
 
-from benchmarks import inference_latency, run_all, scaling, tesseract_baseline, train_speed
-from benchmarks.common import PeakMemory, percentiles, run_main, summarize, table
+from benchmarks import (
+    canvas_robustness,
+    inference_latency,
+    multidigit,
+    run_all,
+    scaling,
+    tesseract_baseline,
+    train_speed,
+)
+from benchmarks.common import PeakMemory, percentiles, run_main, summarize, table, write_json
 from handwriting.inference import Predictor
 from handwriting.ocr import tesseract_available
 from tests.helpers import save_checkpoint
@@ -58,13 +66,23 @@ def payloads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
         "inference": run_script(inference_latency, ["--quick", "--calls", "5"], tmp / "il.json"),
         "scaling": run_script(scaling, ["--quick", "--plot", str(tmp / "scaling.png")], tmp / "sc.json"),
     }
+    checkpoint = tmp / "tiny.ckpt"
+    save_checkpoint(checkpoint, hidden_sizes=(16,))
     if tesseract_available():
-        checkpoint = tmp / "tiny.ckpt"
-        save_checkpoint(checkpoint, hidden_sizes=(16,))
         out["tesseract"] = run_script(
             tesseract_baseline, ["--quick", "--limit", "4", "--checkpoint", str(checkpoint)],
             tmp / "tb.json",
         )
+    no_tess = [] if tesseract_available() else ["--no-tesseract"]
+    out["multidigit"] = run_script(
+        multidigit, ["--n", "3", "--checkpoint", str(checkpoint), "--threads", "1", *no_tess],
+        tmp / "md.json",
+    )
+    # 20 digits leave a stroke-width bucket empty: its accuracy must come out as null.
+    out["canvas"] = run_script(
+        canvas_robustness, ["--model", f"tiny={checkpoint}", "--n", "20", "--threads", "1"],
+        tmp / "cr.json",
+    )
     out["_tmp"] = {"dir": str(tmp)}
     return out
 
@@ -152,6 +170,53 @@ def test_run_all_renders_every_section(payloads: dict[str, Any], tmp_path: Path)
     assert set(json.loads(raw)) == {s.name for s in steps if s.payload is not None}
 
 
+def test_run_all_renders_multidigit_and_canvas_headlines(payloads: dict[str, Any],
+                                                          tmp_path: Path) -> None:
+    md, cr = payloads["multidigit"], payloads["canvas"]
+    steps = [
+        run_all.Step("multidigit_embedded", "multidigit.py", ["--n", "3"], "Whole numbers",
+                     payload=md),
+        run_all.Step("canvas_embedded", "canvas_robustness.py", ["--n", "20"], "Canvas",
+                     payload=cr),
+    ]
+    meta = {"command": "python benchmarks/run_all.py --quick", "total_seconds": 1.0,
+            "load_average_start": None}
+    text = run_all.render_results(steps, md["machine"], meta, tmp_path / "R.md")
+    headline = text.split("## Headline numbers", 1)[1].split("\n## ", 1)[0]
+    mlp = md["results"][run_all.MLP_READER]["all"]
+    assert f"MLP {100 * mlp['whole_accuracy']:.1f}% / {100 * mlp['char_accuracy']:.1f}%" in headline
+    assert ("vs Tesseract" in headline) == tesseract_available()
+    assert "touching:" in headline and "separated:" in headline
+    tiny = cr["results"]["tiny"]
+    assert f"tiny: {100 * tiny['drawn']['mean']:.1f}% drawn vs {100 * tiny['plain']['mean']:.1f}% plain" \
+        in headline
+    assert "(3 numbers)" in headline and "(20 digits)" in headline
+    assert f"overlapping boxes ({md['layouts']['overlapping boxes']})" in text
+    assert "n/a (plain n/a)" in text  # the empty stroke-width bucket
+
+
+def test_json_turns_nan_into_null(tmp_path: Path) -> None:
+    import numpy as np
+
+    write_json(tmp_path / "x.json", {"a": float("nan"), "b": [np.float32("inf"), 1.5],
+                                     "c": np.array([np.nan, 2.0])})
+    assert json.loads((tmp_path / "x.json").read_text()) == {"a": None, "b": [None, 1.5],
+                                                             "c": [None, 2.0]}
+
+
+def test_results_raw_json_is_compact_and_free_of_local_folders(
+    payloads: dict[str, Any], tmp_path: Path
+) -> None:
+    value = {"a": [1, 2.5, -3e-05, None], "b": {"c": ["x", "y"]}, "d": []}
+    text = run_all.compact_json(value)
+    assert json.loads(text) == value and '"a": [1, 2.5, -3e-05, null]' in text
+    payload = {**payloads["canvas"], "command": "x --mnist-dir /data/my mnist --n 5"}
+    step = run_all.Step("canvas_embedded", "canvas_robustness.py", [], "Canvas", payload=payload)
+    meta = {"command": "c", "total_seconds": 1.0, "mnist_dir": "/data/my mnist"}
+    text = run_all.render_results([step], payload["machine"], meta, tmp_path / "R.md")
+    assert "/data/my mnist" not in text and "--mnist-dir $MNIST_DIR --n 5" in text
+
+
 def test_run_all_plan_uses_mnist_only_when_given(tmp_path: Path) -> None:
     args = run_all.parser().parse_args(["--quick"])
     args.plot, args.mnist_dir = tmp_path / "s.png", None
@@ -164,6 +229,56 @@ def test_run_all_plan_uses_mnist_only_when_given(tmp_path: Path) -> None:
     assert str(tmp_path) in mnist_step.command(tmp_path)
     # the checkpoint trained by the embedded step shows up as a bare file name
     assert "--checkpoint mlp_embedded.ckpt" in mnist_step.display(tmp_path)
+    steps = {s.name: s for s in run_all.plan(args, tmp_path)}
+    names = list(steps)
+    # every reader of the checkpoint runs after the step that trains it
+    for name in ("tesseract_mnist", "multidigit_embedded", "multidigit_mnist", "canvas_embedded",
+                 "canvas_mnist"):
+        assert names.index(name) > names.index("tesseract_embedded")
+    assert steps["multidigit_embedded"].args[:2] == ["--n", "6"]  # --quick -> tiny --n
+    assert "--quick" not in steps["canvas_mnist"].args
+    assert "--model mlp=mlp_embedded.ckpt" in steps["canvas_mnist"].display(tmp_path)
+    full = run_all.parser().parse_args([])
+    full.plot, full.mnist_dir = tmp_path / "s.png", tmp_path
+    steps = {s.name: s for s in run_all.plan(full, tmp_path)}
+    assert steps["multidigit_embedded"].args[:2] == ["--n", "300"]
+    assert "1000" in steps["multidigit_mnist"].args
+    assert "--n" not in steps["canvas_embedded"].args  # the whole test split
+
+
+def earlier_run(work: Path, step: run_all.Step, payload: dict[str, Any], seed: int) -> None:
+    """A finished run_all work folder holding ``step``'s result and its checkpoint."""
+    save_checkpoint(work / run_all.MODEL_FILE, seed=seed)
+    (work / f"{step.name}.json").write_text(json.dumps(payload))
+    step.returncode, step.seconds = 0, 42.0
+    run_all.save_run(work, [step], payload["machine"], {"command": "x", "total_seconds": 1.0})
+
+
+def test_run_all_reuses_a_step_only_when_it_is_honest(payloads: dict[str, Any], tmp_path: Path) -> None:
+    payload = payloads["canvas"]
+    old_work, new_work = tmp_path / "old", tmp_path / "new"
+
+    def step(work: Path, n: str = "20") -> run_all.Step:
+        return run_all.Step("canvas_embedded", "canvas_robustness.py",
+                            ["--model", f"mlp={work / run_all.MODEL_FILE}", "--n", n], "Canvas")
+
+    earlier_run(old_work, step(old_work), payload, seed=0)
+    save_checkpoint(new_work / run_all.MODEL_FILE, seed=0)  # same weights, other folder
+    fresh = step(new_work)
+    assert run_all.reuse(fresh, old_work, new_work) is None
+    assert fresh.payload == payload and fresh.seconds == 42.0
+    assert (new_work / "canvas_embedded.json").is_file()  # so --render-only finds it later
+    text = run_all.render_results([fresh], payload["machine"], {"command": "x", "total_seconds": 1.0},
+                                  tmp_path / "R.md", new_work)
+    assert f"Reused from an earlier run ({payload['machine']['date']})" in text
+    assert "Reproduce (42.00 s in the earlier run)" in text
+
+    assert "other arguments" in run_all.reuse(step(new_work, n="30"), old_work, new_work)
+    save_checkpoint(new_work / run_all.MODEL_FILE, seed=1)  # retrained differently
+    assert "other weights" in run_all.reuse(step(new_work), old_work, new_work)
+    assert "did not finish" in run_all.reuse(
+        run_all.Step("scaling", "scaling.py", [], "Scaling"), old_work, new_work)
+    assert run_main(run_all.main, ["--reuse", "scaling"]) == 2  # needs --reuse-from
 
 
 def test_bad_input_exits_2_with_a_clear_message(tmp_path: Path, capsys) -> None:
@@ -231,8 +346,24 @@ def test_run_all_render_only_rebuilds_results_from_a_work_dir(
     assert run_main(run_all.main, ["--render-only", "--work-dir", str(tmp_path / "out")]) == 2
 
 
+def test_run_all_render_only_keeps_a_quick_run_out_of_results_md(
+    payloads: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench = tmp_path / "bench"  # stands in for benchmarks/, should the guard ever break
+    monkeypatch.setattr(run_all, "BENCH_DIR", bench)
+    step = run_all.Step("inference", "inference_latency.py", ["--quick"], "Inference", returncode=0)
+    (tmp_path / "inference.json").write_text(json.dumps(payloads["inference"]))
+    run_all.save_run(tmp_path, [step], payloads["inference"]["machine"],
+                     {"command": "python benchmarks/run_all.py --quick", "total_seconds": 1.0})
+    assert run_main(run_all.main, ["--render-only", "--work-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "RESULTS.md").is_file() and not (bench / "RESULTS.md").exists()
+
+
 def test_shown_command_hides_local_folders(tmp_path: Path) -> None:
     shown = run_all.shown_command(
         ["--mnist-dir", str(tmp_path), "--work-dir", "/tmp/x", "--tesseract-mnist-limit", "0"], tmp_path
     )
     assert shown == "python benchmarks/run_all.py --mnist-dir $MNIST_DIR --tesseract-mnist-limit 0"
+    shown = run_all.shown_command(["--reuse-from", "/tmp/old", "--reuse", "tesseract_mnist"], None)
+    assert shown == ("python benchmarks/run_all.py --reuse-from $EARLIER_WORK_DIR "
+                     "--reuse tesseract_mnist")
