@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
@@ -146,9 +147,20 @@ def log_to_wandb(logger: WandbLogger, output_dir: Path, metrics: dict[str, float
 
     run = logger.experiment
     report_dir = output_dir / "report"
+    report = json.loads((report_dir / "report.json").read_text())
+    confusion = np.asarray(report["test_confusion_matrix"])
+    # Expand the counts back into (true, predicted) pairs for W&B's interactive matrix.
+    true_idx, pred_idx = np.nonzero(confusion)
+    counts = confusion[true_idx, pred_idx]
     run.log({
         "report/confusion_matrix": wandb.Image(str(report_dir / "confusion_matrix.png")),
         "report/misclassified": wandb.Image(str(report_dir / "misclassified.png")),
+        "report/test_confusion": wandb.plot.confusion_matrix(
+            y_true=np.repeat(true_idx, counts).tolist(), preds=np.repeat(pred_idx, counts).tolist(),
+            class_names=report["classes"], title="test confusion matrix"),
+        "report/per_class_test_accuracy": wandb.Table(
+            columns=["class", "accuracy"],
+            data=[[c, a] for c, a in report["per_class_test_accuracy"].items()]),
     })
     run.summary.update({f"final/{k}": v for k, v in metrics.items()})
     if best_path:
