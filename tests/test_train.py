@@ -65,7 +65,7 @@ def test_report_and_logs_are_written(trained) -> None:
     offline_runs = list((run_dir / "wandb").glob("offline-run-*"))
     assert offline_runs and list(offline_runs[0].glob("*.wandb"))
     media = offline_runs[0] / "files" / "media"
-    assert len(list((media / "images").glob("*.png"))) >= 2  # confusion matrix + misclassified
+    assert len(list((media / "images").rglob("*.png"))) >= 2  # confusion matrix + misclassified
     assert list((media / "table").rglob("*.json"))  # interactive confusion matrix, per-class table
     assert "test" in result.stdout and "accuracy" in result.stdout  # the printed table
 
