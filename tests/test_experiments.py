@@ -117,6 +117,9 @@ def test_make_results_tables_hold_the_right_numbers(fabricated: Path, tmp_path: 
     section = text.split("### reference_mnist")[1].split("###")[0]
     assert "OMP_NUM_THREADS=1 nice -n 10 python train.py --multirun +experiment=reference" in section
     assert "| 2 | 98.00 | 98.00 | 99.00 | 10 | 7 | 110 s | 11.0 |" in section
+    # Registry experiments say how to run them again with today's configs.
+    assert "`python experiments/run_experiments.py --mnist-dir $MNIST run reference_mnist`" in section
+    assert 'data.source.cache_dir="$MNIST"' in section
     # Commands are rebuilt from Hydra's overrides when run_experiments.py did not record one.
     assert "model.hidden_sizes=[800]" in text
 
@@ -224,6 +227,10 @@ def test_canvas_robustness_on_a_tiny_model(tiny_checkpoint: Path, tmp_path: Path
     buckets = result["by_pen_width"]
     assert sum(b["n"] for b in buckets.values()) == 50
     assert sum(b["n"] for b in result["by_input_width"].values()) == 50
+    # Drawn-only errors: digits read as scans but not when drawn; one model shares all of its own.
+    errors = payload["runs"]["tiny"][0]["drawn_only_errors"]
+    assert all(0 <= i < 50 for i in errors) and payload["shared_drawn_errors"]["indices"] == errors
+    assert len(errors) >= round(50 * result["gap"]["mean"])
     # The per-bucket accuracies average back to the overall one.
     weighted = sum(b["drawn"] * b["n"] for b in buckets.values()) / 50
     assert weighted == pytest.approx(result["drawn"]["mean"])
