@@ -243,18 +243,26 @@ def upload_digit(predictor: Predictor, settings: Settings) -> None:
         st.image(upload.getvalue(), caption=upload.name, width=CANVAS_SIZE)
 
 
-def single_digit_mode(predictor: Predictor, settings: Settings) -> None:
+def draw_or_upload(
+    key: str,
+    draw: Callable[[Predictor, Settings], None],
+    upload: Callable[[Predictor, Settings], None],
+    predictor: Predictor,
+    settings: Settings,
+) -> None:
+    """A Draw / Upload switch shared by the modes; ``key`` keeps each mode's choice."""
     source = st.radio(
         "Input",
         ["Draw", "Upload an image"],
         horizontal=True,
-        key="single_source",
+        key=key,
         label_visibility="collapsed",
     )
-    if source == "Draw":
-        draw_digit(predictor, settings)
-    else:
-        upload_digit(predictor, settings)
+    (draw if source == "Draw" else upload)(predictor, settings)
+
+
+def single_digit_mode(predictor: Predictor, settings: Settings) -> None:
+    draw_or_upload("single_source", draw_digit, upload_digit, predictor, settings)
 
 
 # --------------------------------------------------------------------------- number mode
@@ -378,17 +386,7 @@ def upload_number(predictor: Predictor, settings: Settings) -> None:
 
 
 def number_mode(predictor: Predictor, settings: Settings) -> None:
-    source = st.radio(
-        "Input",
-        ["Draw", "Upload an image"],
-        horizontal=True,
-        key="number_source",
-        label_visibility="collapsed",
-    )
-    if source == "Draw":
-        draw_number(predictor, settings)
-    else:
-        upload_number(predictor, settings)
+    draw_or_upload("number_source", draw_number, upload_number, predictor, settings)
 
 
 # Mode key -> page body; the label shown follows the model's alphabet (serving.mode_labels).

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,12 +22,10 @@ if TYPE_CHECKING:
 
 
 def default_model_dir() -> Path:
-    """Where the app loads from: $HANDWRITING_MODEL_DIR, else <project>/models/promoted."""
-    env = os.environ.get("HANDWRITING_MODEL_DIR")
-    if env:
-        return Path(env)
-    root = os.environ.get("HANDWRITING_ROOT")
-    return (Path(root) if root else Path.cwd()) / "models" / "promoted"
+    """Where the app loads from (see ``promotion.default_promoted_dir``)."""
+    from handwriting.promotion import default_promoted_dir
+
+    return default_promoted_dir()
 
 
 def _cmd_promote(args: argparse.Namespace) -> int:

@@ -36,6 +36,17 @@ RUN_SUMMARY = "run.json"
 SELECTION_METRIC = "val/acc"
 
 
+def default_promoted_dir() -> Path:
+    """The one place the app loads from: ``$HANDWRITING_MODEL_DIR``, else
+    ``<project root>/models/promoted`` (root: ``$HANDWRITING_ROOT``, set by train.py, else
+    this package's parent) -- the same rule as ``conf/paths/default.yaml``."""
+    env = os.environ.get("HANDWRITING_MODEL_DIR")
+    if env:
+        return Path(env)
+    root = os.environ.get("HANDWRITING_ROOT")
+    return (Path(root) if root else Path(__file__).resolve().parents[1]) / "models" / "promoted"
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A finished run's best checkpoint and what is known about it."""

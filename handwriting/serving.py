@@ -27,7 +27,7 @@ from handwriting.preprocessing import (
     prepare_canvas,
     prepare_image,
 )
-from handwriting.promotion import MODEL_FILE
+from handwriting.promotion import MODEL_FILE, default_promoted_dir
 from handwriting.reading import CharacterReading, NumberReading, read_number
 
 MODEL_DIR_ENV = "HANDWRITING_MODEL_DIR"
@@ -101,10 +101,8 @@ def project_root() -> Path:
 
 
 def promoted_dir() -> Path:
-    """Where promotion puts the model: ``HANDWRITING_MODEL_DIR`` or ``<root>/models/promoted``
-    (the same rule as ``conf/paths/default.yaml``, so the app loads what training promoted)."""
-    env = os.environ.get(MODEL_DIR_ENV)
-    return Path(env) if env else project_root() / "models" / "promoted"
+    """Where promotion puts the model, so the app loads what training promoted."""
+    return default_promoted_dir()
 
 
 def promoted_model_path(directory: str | Path | None = None) -> Path:
