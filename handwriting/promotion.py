@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from handwriting.inference import ModelLoadError, ModelNotFoundError, read_checkpoint
+from handwriting.provenance import project_root
 
 MODEL_FILE = "model.ckpt"
 META_FILE = "model.json"
@@ -41,10 +42,7 @@ def default_promoted_dir() -> Path:
     ``<project root>/models/promoted`` (root: ``$HANDWRITING_ROOT``, set by train.py, else
     this package's parent) -- the same rule as ``conf/paths/default.yaml``."""
     env = os.environ.get("HANDWRITING_MODEL_DIR")
-    if env:
-        return Path(env)
-    root = os.environ.get("HANDWRITING_ROOT")
-    return (Path(root) if root else Path(__file__).resolve().parents[1]) / "models" / "promoted"
+    return Path(env) if env else project_root() / "models" / "promoted"
 
 
 @dataclass(frozen=True)
@@ -56,6 +54,7 @@ class Candidate:
     config: dict[str, Any]
     data_fingerprint: str
     run_dir: Path
+    code: dict[str, Any] | None = None  # git commit and library versions (provenance.py)
 
     @property
     def score(self) -> float:
@@ -74,7 +73,10 @@ class Candidate:
         checkpoint = Path(summary["best_checkpoint"])
         if not checkpoint.is_absolute():
             checkpoint = run_dir / checkpoint
-        return cls(checkpoint, summary["metrics"], summary["config"], summary["data_fingerprint"], run_dir)
+        return cls(
+            checkpoint, summary["metrics"], summary["config"], summary["data_fingerprint"], run_dir,
+            summary.get("code"),
+        )
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,7 @@ def promote(candidate: Candidate, directory: str | Path, force: bool = False) ->
             "classes": list(source["hyper_parameters"].get("class_names", [])),
             "run_dir": str(candidate.run_dir.resolve()),
             "source_checkpoint": str(candidate.checkpoint.resolve()),
+            "code": candidate.code,
             "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         slim = {

@@ -8,7 +8,6 @@ other front ends (a CLI, a web API) can reuse it. The app itself only lays out w
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from handwriting.preprocessing import (
     prepare_image,
 )
 from handwriting.promotion import MODEL_FILE, default_promoted_dir
+from handwriting.provenance import describe_code
 from handwriting.reading import CharacterReading, NumberReading, read_number
 
 MODEL_DIR_ENV = "HANDWRITING_MODEL_DIR"
@@ -92,12 +92,6 @@ def mode_labels(classes: Sequence[str]) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- model files
-
-
-def project_root() -> Path:
-    """The project folder: ``HANDWRITING_ROOT`` (set by train.py) or this package's parent."""
-    env = os.environ.get("HANDWRITING_ROOT")
-    return Path(env) if env else Path(__file__).resolve().parents[1]
 
 
 def promoted_dir() -> Path:
@@ -219,6 +213,7 @@ def describe_model(predictor: Predictor, path: str | Path) -> list[tuple[str, st
         ("Classes", class_text),
         ("Promoted at", str(meta.get("promoted_at") or "n/a")),
         ("Run", str(meta.get("run_dir") or "n/a")),
+        ("Code", describe_code(meta.get("code"))),
     ]
     return rows
 

@@ -25,6 +25,7 @@ from handwriting.config import validate
 from handwriting.data.datamodule import HandwritingDataModule
 from handwriting.inference import model_from_checkpoint, read_checkpoint
 from handwriting.promotion import RUN_SUMMARY, Candidate, promote
+from handwriting.provenance import code_version
 from handwriting.report import write_report
 
 log = logging.getLogger(__name__)
@@ -120,12 +121,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics["train_seconds"] = time.perf_counter() - started
     summary = {
         "metrics": metrics,
-        "best_checkpoint": str(Path(best_path).resolve()) if best_path else None,
+        # Relative to the run dir, so a run or a whole sweep can be moved and still promoted.
+        "best_checkpoint": _relative_to(Path(best_path), output_dir) if best_path else None,
         "config": config_dict,
         "data_fingerprint": datamodule.fingerprint,
         "data_source": datamodule.source_name,
         "sizes": datamodule.sizes(),
         "wandb_group": wandb_group,
+        "code": code_version(),
     }
     (output_dir / RUN_SUMMARY).write_text(json.dumps(summary, indent=2))
     for logger in loggers:
@@ -139,6 +142,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         print(f"{verdict} -> {result.path}: {result.reason}")
     finish_wandb(loggers)
     return metrics
+
+
+def _relative_to(path: Path, directory: Path) -> str:
+    """``path`` relative to ``directory`` when it lies inside it, else absolute."""
+    path, directory = path.resolve(), directory.resolve()
+    return str(path.relative_to(directory)) if path.is_relative_to(directory) else str(path)
 
 
 def log_to_wandb(logger: WandbLogger, output_dir: Path, metrics: dict[str, float], best_path: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import torch
 from handwriting.data.datamodule import HandwritingDataModule
 from handwriting.data.embedded import EmbeddedMNIST
 from handwriting.inference import Predictor
+from handwriting.promotion import Candidate, promote
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["data.split.train=3000", "data.split.val=500", "data.split.test=500"]
@@ -83,6 +85,21 @@ def test_promoted_model_matches_reported_test_accuracy(trained) -> None:
     x, y = dm.dataset("test").tensors
     accuracy = float((predictor.probabilities(x.numpy()).argmax(1) == y.numpy()).mean())
     assert accuracy == pytest.approx(summary["metrics"]["test/acc"], abs=1e-6)
+
+
+def test_run_records_its_code_and_can_be_moved_then_promoted(trained, tmp_path: Path) -> None:
+    run_dir, _, _ = trained
+    summary = json.loads((run_dir / "run.json").read_text())
+    assert summary["code"]["torch"] == torch.__version__
+    assert set(summary["code"]) >= {"commit", "dirty", "handwriting", "pytorch_lightning"}
+    assert not Path(summary["best_checkpoint"]).is_absolute()  # relative to the run dir
+    moved = tmp_path / "moved-run"
+    shutil.copytree(run_dir, moved)
+    result = promote(Candidate.from_run_dir(moved), tmp_path / "promoted")
+    assert result.promoted, result.reason
+    meta = json.loads((tmp_path / "promoted" / "model.json").read_text())
+    assert meta["source_checkpoint"].startswith(str(moved.resolve()))
+    assert meta["code"] == summary["code"]
 
 
 def test_worse_run_is_not_promoted(trained, tmp_path: Path) -> None:
