@@ -29,6 +29,9 @@ from handwriting.provenance import code_version
 from handwriting.report import write_report
 
 log = logging.getLogger(__name__)
+# The best checkpoint's metrics go to the W&B run summary as final/<metric> (what
+# experiments/wandb_sweep.yaml optimizes: final/val/acc).
+SUMMARY_PREFIX = "final/"
 
 
 def _sweep_identity() -> tuple[str | None, str | None]:
@@ -171,7 +174,7 @@ def log_to_wandb(logger: WandbLogger, output_dir: Path, metrics: dict[str, float
             columns=["class", "accuracy"],
             data=[[c, a] for c, a in report["per_class_test_accuracy"].items()]),
     })
-    run.summary.update({f"final/{k}": v for k, v in metrics.items()})
+    run.summary.update({f"{SUMMARY_PREFIX}{k}": v for k, v in metrics.items()})
     if best_path:
         artifact = wandb.Artifact(f"model-{run.id}", type="model", metadata=metrics)
         artifact.add_file(best_path, name="model.ckpt")

@@ -173,6 +173,50 @@ def test_every_experiment_composes(name: str) -> None:
     assert cfg.promote.enabled is False and list(cfg.logger) == ["csv"]
 
 
+# --------------------------------------------------------------------------- W&B sweep
+
+WANDB_SWEEP = ROOT / "experiments" / "wandb_sweep.yaml"
+
+
+def wandb_sweep_trials(spec: dict) -> list[dict]:
+    """Trials a W&B controller could send: every listed value and both ends of every range,
+    one parameter at a time, the others at their first value."""
+    choices: dict[str, list] = {}
+    for name, param in spec["parameters"].items():
+        if "values" in param:
+            choices[name] = list(param["values"])
+        elif "value" in param:
+            choices[name] = [param["value"]]
+        else:
+            choices[name] = [param["min"], param["max"]]
+    base = {name: values[0] for name, values in choices.items()}
+    return [{**base, name: value} for name, values in choices.items() for value in values]
+
+
+def test_wandb_sweep_sends_overrides_that_train_py_accepts() -> None:
+    from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
+
+    from handwriting.promotion import SELECTION_METRIC
+    from handwriting.training import SUMMARY_PREFIX
+
+    spec = yaml.safe_load(WANDB_SWEEP.read_text())
+    assert (ROOT / spec["program"]).is_file()
+    assert spec["command"][-1] == "${args_no_hyphens}"  # key=value: Hydra's override syntax
+    assert spec["metric"] == {"name": SUMMARY_PREFIX + SELECTION_METRIC, "goal": "maximize"}
+    trials = wandb_sweep_trials(spec)
+    assert len(trials) >= 8
+    for trial in trials:
+        # The agent's own formatting of the arguments (wandb's code, not a copy of it).
+        args = create_sweep_command_args({"args": {k: {"value": v} for k, v in trial.items()}})
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            cfg = compose("config", overrides=["paths.output_dir=/tmp/unused",
+                                               *args["args_no_hyphens"]])
+        validate(cfg)
+        assert cfg.model.lr == pytest.approx(trial["lr"])
+        assert list(cfg.model.hidden_sizes) == trial["model.hidden_sizes"]
+        assert cfg.model.dropout == trial["model.dropout"]
+
+
 # --------------------------------------------------------------------------- canvas robustness
 
 

@@ -102,6 +102,40 @@ def test_run_records_its_code_and_can_be_moved_then_promoted(trained, tmp_path: 
     assert meta["code"] == summary["code"]
 
 
+class FakeWandbRun:
+    """What log_to_wandb touches of a W&B run: log, summary, log_artifact."""
+
+    def __init__(self) -> None:
+        self.logged: dict = {}
+        self.summary: dict = {}
+        self.artifacts: list = []
+        self.id = "fake"
+
+    def log(self, data: dict) -> None:
+        self.logged.update(data)
+
+    def log_artifact(self, artifact, aliases=()) -> None:
+        self.artifacts.append((artifact, list(aliases)))
+
+
+def test_wandb_gets_the_report_final_metrics_and_the_model(trained) -> None:
+    from types import SimpleNamespace
+
+    from handwriting.training import SUMMARY_PREFIX, log_to_wandb
+
+    run_dir, _, _ = trained
+    summary = json.loads((run_dir / "run.json").read_text())
+    run = FakeWandbRun()
+    best = str(run_dir / summary["best_checkpoint"])
+    log_to_wandb(SimpleNamespace(experiment=run), run_dir, summary["metrics"], best)
+    assert run.summary[f"{SUMMARY_PREFIX}val/acc"] == summary["metrics"]["val/acc"]  # sweeps use it
+    assert {"report/confusion_matrix", "report/test_confusion",
+            "report/per_class_test_accuracy"} <= set(run.logged)
+    (artifact, aliases), = run.artifacts
+    assert artifact.type == "model" and "best" in aliases
+    assert artifact.metadata["val/acc"] == summary["metrics"]["val/acc"]
+
+
 def test_worse_run_is_not_promoted(trained, tmp_path: Path) -> None:
     _, promoted, _ = trained
     before = (promoted / "model.ckpt").read_bytes()
