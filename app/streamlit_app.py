@@ -22,7 +22,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from handwriting import serving
+from handwriting import collection, serving
 from handwriting.inference import ModelLoadError, Predictor
 from handwriting.ocr import TesseractReader
 from handwriting.preprocessing import EmptyImageError
@@ -208,10 +208,41 @@ def draw_digit(predictor: Predictor, settings: Settings) -> None:
         stored = st.session_state.get("digit_reading")
         if stored is not None and stored[0] == digest:
             show_reading(stored[1])
+            save_panel(predictor, rgba, stored[1], digest)
         elif stored is not None:
             st.info("The drawing changed: press **Read** to read it again.")
         else:
             st.info(f"Draw a {noun} on the left, then press **Read**.")
+
+
+def save_panel(
+    predictor: Predictor, rgba: np.ndarray, reading: serving.Reading, digest: str
+) -> None:
+    """The author confirms or corrects the label and keeps the drawing: real drawings to
+    score the model on (and train with) -- see handwriting.collection."""
+    directory = collection.default_drawings_dir()
+    classes = predictor.classes
+    with st.expander("Save this drawing with its label"):
+        with st.form(f"save_{digest}", border=False):
+            label = st.selectbox(
+                "It is a", classes, index=classes.index(reading.prediction.label),
+                help="Correct the label if the model got it wrong.",
+            )
+            save = st.form_submit_button("Save drawing")
+        if save:
+            try:
+                path = collection.save_drawing(rgba, label, classes, directory)
+            except (EmptyImageError, ValueError, OSError) as error:
+                st.error(f"Not saved: {error}")
+            else:
+                st.success(f"Saved as **{label}**: `{path.name}`")
+        counts = collection.drawing_counts(directory)
+        if counts:
+            per_label = ", ".join(f"{name}: {n}" for name, n in counts.items())
+            st.caption(
+                f"{sum(counts.values())} drawings in `{directory}` ({per_label}). Score the "
+                f"model on them: `handwriting evaluate --data folder --root {directory}`"
+            )
 
 
 def upload_digit(predictor: Predictor, settings: Settings) -> None:

@@ -5,7 +5,7 @@
     handwriting predict digit.png other.jpg
     handwriting read-number house_number.png
     handwriting evaluate --data mnist
-    handwriting read-number house_number.png
+    handwriting evaluate --data folder --root data/drawings
     handwriting info
 """
 
@@ -93,10 +93,18 @@ def _model_file(model: str) -> Path:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from handwriting.evaluate import evaluate_checkpoint, format_evaluation
+    from handwriting.evaluate import evaluate_checkpoint, evaluate_folder, format_evaluation
 
-    evaluation, classes = evaluate_checkpoint(_model_file(args.model), args.data, args.cache_dir)
-    print(format_evaluation(evaluation, classes, f"{_model_file(args.model)} on {args.data} test"))
+    model = _model_file(args.model)
+    if args.data == "folder":
+        if args.root is None:
+            raise ValueError("--data folder needs --root DIR (e.g. data/drawings, where the "
+                             "app saves labelled drawings)")
+        evaluation, classes = evaluate_folder(model, args.root)
+        print(format_evaluation(evaluation, classes, f"{model} on {args.root}"))
+        return 0
+    evaluation, classes = evaluate_checkpoint(model, args.data, args.cache_dir)
+    print(format_evaluation(evaluation, classes, f"{model} on {args.data} test"))
     return 0
 
 
@@ -147,8 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_read_number)
 
     p = sub.add_parser("evaluate", help="accuracy of a model on a source's test split")
-    p.add_argument("--data", choices=["embedded", "mnist"], default="mnist",
-                   help="mnist: the official 10k test set (default); embedded: its 1000-image split")
+    p.add_argument("--data", choices=["embedded", "mnist", "folder"], default="mnist",
+                   help="mnist: the official 10k test set (default); embedded: its 1000-image "
+                        "split; folder: every image under --root (<split>/<class>/ or <class>/)")
+    p.add_argument("--root", default=None,
+                   help="image folder for --data folder, e.g. data/drawings (saved from the app)")
     p.add_argument("--cache-dir", default=None, help="MNIST cache dir (default: the data cache)")
     p.add_argument("--model", default=model_dir, help="model.ckpt or a promoted dir")
     p.set_defaults(func=_cmd_evaluate)

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
 from handwriting.data.datamodule import HandwritingDataModule, Source
 from handwriting.data.embedded import EmbeddedMNIST
 from handwriting.data.mnist import MNIST
@@ -37,6 +41,27 @@ def evaluate_checkpoint(
         raise ValueError(f"model classes {predictor.classes} differ from data classes "
                          f"{list(datamodule.classes)}")
     return evaluate(predictor.model, datamodule.dataset("test")), predictor.classes
+
+
+def evaluate_folder(checkpoint: str | Path, root: str | Path) -> tuple[SplitEvaluation, list[str]]:
+    """Accuracy of a saved model on every image of a labelled folder (all of its splits),
+    e.g. the drawings saved from the app (``handwriting.collection``). Class folders are
+    matched to the model's classes by name, so a folder may hold only some of them."""
+    from handwriting.data.folder import ImageFolderSource
+
+    predictor = Predictor.from_checkpoint(checkpoint)
+    data = ImageFolderSource(str(root)).load()
+    unknown = sorted(set(data.classes) - set(predictor.classes))
+    if unknown:
+        raise ValueError(f"{root} has class folders {unknown} that the model does not know "
+                         f"(its classes: {predictor.classes})")
+    to_model = np.asarray([predictor.classes.index(name) for name in data.classes])
+    parts = [part for part in (data.train, data.val, data.test) if part is not None]
+    images = np.concatenate([part.images for part in parts]).astype(np.float32) / 255.0
+    labels = to_model[np.concatenate([part.labels for part in parts])]
+    dataset = TensorDataset(torch.from_numpy(images.reshape(len(images), -1)),
+                            torch.from_numpy(labels))
+    return evaluate(predictor.model, dataset), predictor.classes
 
 
 def format_evaluation(evaluation: SplitEvaluation, classes: list[str], label: str) -> str:

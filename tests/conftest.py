@@ -22,8 +22,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 @pytest.fixture(autouse=True)
 def _isolated_model_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any code that falls back to the default promoted dir writes into a temp dir instead."""
+    """Code that falls back to the default promoted or drawings dir writes to a temp dir."""
     monkeypatch.setenv("HANDWRITING_MODEL_DIR", str(tmp_path_factory.mktemp("promoted-default")))
+    monkeypatch.setenv("HANDWRITING_DRAWINGS_DIR", str(tmp_path_factory.mktemp("drawings-default")))
 
 
 @pytest.fixture

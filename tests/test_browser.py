@@ -2,8 +2,9 @@
 train.py trained and promoted, driven by headless Chromium through Playwright.
 
 Draws a "1", reads it; resets the canvas with the component's own toolbar and checks an
-empty canvas gets no guess; draws a "0", reads it; clears with the app's button. Then
-switches to the number mode, writes "10" on the wide canvas and checks it is read whole.
+empty canvas gets no guess; draws a "0", reads it, saves it with its label; clears with the
+app's button. Then switches to the number mode, writes "10" on the wide canvas and checks
+it is read whole.
 Screenshots go to outputs/screenshots/ (git-ignored) for a person to look at.
 """
 
@@ -84,10 +85,19 @@ def browser_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app_url(browser_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def drawings_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the app saves labelled drawings during these tests."""
+    return tmp_path_factory.mktemp("drawings")
+
+
+@pytest.fixture(scope="module")
+def app_url(
+    browser_model_dir: Path, drawings_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
+    env = {**QUIET_THREADS, "HANDWRITING_DRAWINGS_DIR": str(drawings_dir)}
     with streamlit_server(
-        browser_model_dir, log, sys.executable, timeout=180, extra_env=QUIET_THREADS
+        browser_model_dir, log, sys.executable, timeout=180, extra_env=env
     ) as url:
         yield url
 
@@ -208,17 +218,17 @@ def check_result_panel(page) -> None:
     ).to_be_visible()
 
 
-def test_draw_and_read_digits_in_a_real_browser(page) -> None:
+def test_draw_and_read_digits_in_a_real_browser(page, drawings_dir: Path) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     try:
-        draw_read_clear(page)
+        draw_read_clear(page, drawings_dir)
     except BaseException:
         with contextlib.suppress(Exception):  # never hide the real failure
             page.screenshot(path=SCREENSHOTS / "app_failure.png", full_page=True)
         raise
 
 
-def draw_read_clear(page) -> None:
+def draw_read_clear(page, drawings_dir: Path) -> None:
     canvas = page.locator("canvas.upper-canvas")  # fabric's drawing layer, in the shadow root
     canvas.wait_for(state="visible", timeout=TIMEOUT_MS)
     expect(page.get_by_text("Validation accuracy")).to_be_visible()
@@ -239,6 +249,15 @@ def draw_read_clear(page) -> None:
     read_digit(page, "0")
     check_result_panel(page)
     page.screenshot(path=SCREENSHOTS / "app_read_0.png", full_page=True)
+
+    # Keep the drawing with its label (the model's answer, confirmed): one PNG on disk.
+    page.get_by_text("Save this drawing with its label").click()
+    page.get_by_role("button", name="Save drawing").click()
+    expect(page.get_by_text("Saved as")).to_be_visible()
+    saved = list((drawings_dir / "train" / "0").glob("*.png"))
+    assert len(saved) == 1, saved
+    expect(page.get_by_text("1 drawings in")).to_be_visible()
+    page.screenshot(path=SCREENSHOTS / "app_saved_0.png", full_page=True)
 
     # The app's own Clear button: a fresh canvas and no stale answer.
     page.get_by_role("button", name="Clear", exact=True).click()
