@@ -218,8 +218,12 @@ def reuse(step: Step, source: Path, work: Path) -> str | None:
         checks.append(f"same Tesseract ({version})")
     shutil.copyfile(payload_path, work / f"{step.name}.json")
     step.payload, step.returncode, step.seconds = payload, 0, old["seconds"]
+    # A result reused there may itself come from a run before it: keep every folder it came
+    # through, so rendering can strip them all from the committed file.
+    origin = old.get("extra", {}).get("reused", {})
+    through = [*origin.get("through", []), *([origin["from"]] if origin.get("from") else [])]
     step.extra["reused"] = {"date": payload.get("machine", {}).get("date"), "checks": checks,
-                            "from": str(source)}
+                            "from": str(source), "through": through}
     return None
 
 
@@ -424,6 +428,12 @@ def render_multidigit(p: dict[str, Any]) -> list[str]:
     return out
 
 
+def gap_interval(result: dict[str, Any]) -> str:
+    """The paired 95% interval of a canvas gap (canvas_robustness.gap_ci95), in points."""
+    interval = result.get("gap_ci95")
+    return f"{100 * interval[0]:+.1f} to {100 * interval[1]:+.1f}" if interval else "n/a"
+
+
 def render_canvas(p: dict[str, Any]) -> list[str]:
     cfg, results = p["config"], p["results"]
     target = cfg.get("target_gap", 0.02)
@@ -432,7 +442,8 @@ def render_canvas(p: dict[str, Any]) -> list[str]:
         return pct(value["mean"] if isinstance(value, dict) else value)
 
     rows = [[name, acc(r["plain"]), acc(r["plain_app"]), acc(r["drawn"]),
-             f"{100 * r['gap']['mean']:+.1f}", "yes" if r["gap"]["mean"] <= target else "no"]
+             f"{100 * r['gap']['mean']:+.1f}", gap_interval(r),
+             "yes" if r["gap"]["mean"] <= target else "no"]
             for name, r in results.items()]
     out = [
         f"Test digits: {cfg['description']}. Each digit thinned to its skeleton and redrawn as "
@@ -443,7 +454,7 @@ def render_canvas(p: dict[str, Any]) -> list[str]:
         "A proxy: nobody has labelled real canvas drawings. Model: this run's "
         f"{MODEL_FILE} (the MLP of the Tesseract comparison).",
         "",
-        table(["model", "plain", "plain via app", "drawn", "gap (points)",
+        table(["model", "plain", "plain via app", "drawn", "gap (points)", "gap 95% CI",
                f"gap <= {100 * target:g} points"], rows, markdown=True),
     ]
     for group, title in (("by_pen_width", "Drawn accuracy by canvas pen width (px on 280 px)"),
@@ -511,7 +522,8 @@ def headline(steps: dict[str, Step]) -> list[str]:
             for name, r in step.payload["results"].items():
                 rows.append([f"Drawn on the canvas (proxy), {where} ({cfg['n']:,} digits)",
                              f"{name}: {pct(r['drawn']['mean'])} drawn vs {pct(r['plain']['mean'])} "
-                             f"plain (gap {100 * r['gap']['mean']:+.1f} points; target <= "
+                             f"plain (gap {100 * r['gap']['mean']:+.1f} points, 95% CI "
+                             f"{gap_interval(r)}; target <= "
                              f"{100 * cfg.get('target_gap', 0.02):g})"])
     for key in ("train_speed_1thread", "train_speed"):
         step = steps.get(key)
@@ -629,8 +641,9 @@ def render_results(steps: list[Step], info: dict[str, Any], meta: dict[str, Any]
     if work is not None:
         text = text.replace(f"{Path(work).resolve()}/", "")
     for step in steps:  # the same for the folders reused results come from
-        if step.extra.get("reused", {}).get("from"):
-            text = text.replace(f"{step.extra['reused']['from']}/", "")
+        reused = step.extra.get("reused", {})
+        for folder in [*reused.get("through", []), *([reused["from"]] if reused.get("from") else [])]:
+            text = text.replace(f"{folder}/", "")
     if meta.get("mnist_dir"):  # as in the commands shown: $MNIST_DIR
         text = text.replace(meta["mnist_dir"], "$MNIST_DIR")
     return text.replace(f"{ROOT}/", "")

@@ -328,7 +328,9 @@ def canvas_section(output_dir: Path) -> str:
              "then read through the app's path (`prepare_canvas` -> model). *plain*: the test "
              "digits as stored; *plain via app*: the stored digits through the app's "
              "preprocessing; *drawn*: the redrawn canvases; *gap* = plain - drawn (target <= 2 "
-             "points). Models given as sweeps: mean ± std over their seeds.\n"]
+             "points). Models given as sweeps: mean ± std over their seeds. *gap 95% CI*: "
+             "from the paired per-digit differences (averaged over seeds), i.e. how much the "
+             "gap could move on another sample of test digits of the same size.\n"]
     for path in files:
         payload = json.loads(path.read_text())
         config = payload["config"]

@@ -281,6 +281,31 @@ def test_run_all_reuses_a_step_only_when_it_is_honest(payloads: dict[str, Any], 
     assert run_main(run_all.main, ["--reuse", "scaling"]) == 2  # needs --reuse-from
 
 
+def test_reusing_a_reused_result_strips_every_folder_it_came_through(
+    payloads: dict[str, Any], tmp_path: Path
+) -> None:
+    first, second, third = tmp_path / "first", tmp_path / "second", tmp_path / "third"
+
+    def step(work: Path) -> run_all.Step:
+        return run_all.Step("canvas_embedded", "canvas_robustness.py",
+                            ["--model", f"mlp={work / run_all.MODEL_FILE}"], "Canvas")
+
+    # The payload names the checkpoint where it was first measured, as scripts do.
+    payload = {**payloads["canvas"], "command": f"x --model mlp={first / run_all.MODEL_FILE}"}
+    earlier_run(first, step(first), payload, seed=0)
+    middle = step(second)
+    save_checkpoint(second / run_all.MODEL_FILE, seed=0)
+    assert run_all.reuse(middle, first, second) is None
+    run_all.save_run(second, [middle], payload["machine"], {"command": "x", "total_seconds": 1.0})
+    last = step(third)
+    save_checkpoint(third / run_all.MODEL_FILE, seed=0)
+    assert run_all.reuse(last, second, third) is None
+    assert last.extra["reused"]["through"] == [str(first)]
+    text = run_all.render_results([last], payload["machine"], {"command": "x", "total_seconds": 1.0},
+                                  tmp_path / "R.md", third)
+    assert str(tmp_path) not in text and f"mlp={run_all.MODEL_FILE}" in text
+
+
 def test_bad_input_exits_2_with_a_clear_message(tmp_path: Path, capsys) -> None:
     assert run_main(train_speed.main, ["--data", "mnist"]) == 2
     assert "--mnist-dir" in capsys.readouterr().err

@@ -275,9 +275,24 @@ def test_canvas_robustness_on_a_tiny_model(tiny_checkpoint: Path, tmp_path: Path
     errors = payload["runs"]["tiny"][0]["drawn_only_errors"]
     assert all(0 <= i < 50 for i in errors) and payload["shared_drawn_errors"]["indices"] == errors
     assert len(errors) >= round(50 * result["gap"]["mean"])
+    low, high = result["gap_ci95"]
+    assert low <= result["gap"]["mean"] <= high and "gap 95% CI" in printed
     # The per-bucket accuracies average back to the overall one.
     weighted = sum(b["drawn"] * b["n"] for b in buckets.values()) / 50
     assert weighted == pytest.approx(result["drawn"]["mean"])
+
+
+def test_gap_interval_comes_from_paired_per_digit_differences() -> None:
+    # 4 digits, two checkpoints: per-digit mean differences 1, 0.5, -0.5, 0 -> mean 0.25.
+    runs = [
+        {"n": 4, "drawn_only_errors": [0, 1], "plain_only_errors": [2]},
+        {"n": 4, "drawn_only_errors": [0], "plain_only_errors": []},
+    ]
+    low, high = canvas_robustness.gap_ci95(runs)
+    per_digit = np.array([1.0, 0.5, -0.5, 0.0])
+    half = 1.96 * per_digit.std(ddof=1) / 2
+    assert (low, high) == pytest.approx((0.25 - half, 0.25 + half))
+    assert canvas_robustness.gap_ci95([{"n": 4, "drawn_only_errors": []}]) is None  # old JSON
 
 
 def test_batched_scoring_matches_the_apps_predictor(tiny_checkpoint: Path) -> None:
