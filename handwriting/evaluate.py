@@ -65,7 +65,10 @@ def evaluate_folder(checkpoint: str | Path, root: str | Path) -> tuple[SplitEval
 
 
 def format_evaluation(evaluation: SplitEvaluation, classes: list[str], label: str) -> str:
-    per_class = "  ".join(f"{c}:{a:.1%}" for c, a in zip(classes, evaluation.per_class_accuracy,
-                                                          strict=True))
+    counts = evaluation.confusion.sum(axis=1)
+    per_class = "  ".join(
+        f"{c}:{a:.1%}" if n else f"{c}:n/a"  # no images of that class: no accuracy to show
+        for c, a, n in zip(classes, evaluation.per_class_accuracy, counts, strict=True)
+    )
     return (f"{label}: accuracy {evaluation.accuracy:.2%} on {len(evaluation.labels)} images "
             f"(loss {evaluation.loss:.3f})\nper class: {per_class}")
