@@ -208,7 +208,8 @@ def draw_digit(predictor: Predictor, settings: Settings) -> None:
         stored = st.session_state.get("digit_reading")
         if stored is not None and stored[0] == digest:
             show_reading(stored[1])
-            save_panel(predictor, rgba, stored[1], digest)
+            if collection.saving_enabled():
+                save_panel(predictor, rgba, stored[1], digest)
         elif stored is not None:
             st.info("The drawing changed: press **Read** to read it again.")
         else:

@@ -25,6 +25,7 @@ from handwriting.preprocessing import prepare_canvas
 from handwriting.provenance import project_root
 
 DRAWINGS_ENV = "HANDWRITING_DRAWINGS_DIR"
+SAVE_ENV = "HANDWRITING_SAVE_DRAWINGS"  # "0"/"false"/"no"/"off": a public app offers no saving
 SPLIT = "train"  # ImageFolderSource needs train/; evaluation reads every split
 
 
@@ -32,6 +33,12 @@ def default_drawings_dir() -> Path:
     """``$HANDWRITING_DRAWINGS_DIR``, else ``<project root>/data/drawings`` (git-ignored)."""
     env = os.environ.get(DRAWINGS_ENV)
     return Path(env) if env else project_root() / "data" / "drawings"
+
+
+def saving_enabled() -> bool:
+    """Whether the app offers to save drawings (on unless ``$HANDWRITING_SAVE_DRAWINGS`` is
+    0/false/no/off: whoever hosts the app for strangers may not want their drawings on disk)."""
+    return os.environ.get(SAVE_ENV, "1").strip().lower() not in {"0", "false", "no", "off"}
 
 
 def _check_label(label: str, classes: Sequence[str]) -> None:

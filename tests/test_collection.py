@@ -87,3 +87,15 @@ def test_cli_evaluates_a_folder_and_explains_a_missing_root(
     assert "on 1 images" in printed and "2:n/a" in printed  # no "2" drawings: no accuracy
     assert cli(["evaluate", "--data", "folder", "--model", model]) == 2
     assert "--root" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("value", "enabled"), [(None, True), ("1", True), ("0", False),
+                                                ("off", False), (" False ", False)])
+def test_saving_can_be_switched_off_for_a_public_app(
+    value: str | None, enabled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if value is None:
+        monkeypatch.delenv(collection.SAVE_ENV, raising=False)
+    else:
+        monkeypatch.setenv(collection.SAVE_ENV, value)
+    assert collection.saving_enabled() is enabled
