@@ -30,6 +30,7 @@ from torch import nn  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     BENCH_DIR,
     NOISE_NOTE,
+    ROOT,
     BenchmarkError,
     InMemorySource,
     PeakMemory,
@@ -229,6 +230,10 @@ def report(payload: dict[str, Any]) -> None:
         print(f"\nPlot: {payload['plot']}")
 
 
+DEFAULT_PLOT = BENCH_DIR / "scaling.png"
+QUICK_PLOT = ROOT / "outputs" / "bench" / "scaling_quick.png"  # outputs/ is git-ignored
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mnist-dir", type=Path, default=None,
@@ -244,8 +249,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--plot", type=Path, default=BENCH_DIR / "scaling.png",
-                   help="where to save the two-panel plot (default: benchmarks/scaling.png)")
+    p.add_argument("--plot", type=Path, default=DEFAULT_PLOT,
+                   help="where to save the two-panel plot (default: benchmarks/scaling.png; "
+                   f"with --quick, {QUICK_PLOT}, so a smoke run never replaces the real plot)")
     p.add_argument("--no-plot", dest="plot", action="store_const", const=None, help="skip the plot")
     add_threads(p)
     p.add_argument("--quick", action="store_true",
@@ -259,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.data_sizes, args.hidden_sizes, args.hidden_data_size = [256, 512], [8, 16], 256
         args.repeats, args.warmup = 1, 0
+        if args.plot == DEFAULT_PLOT:
+            args.plot = QUICK_PLOT
     if args.warmup < 0:
         raise BenchmarkError(f"--warmup must be >= 0, got {args.warmup}")
     payload = run(args)

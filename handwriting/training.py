@@ -19,9 +19,11 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
-from pytorch_lightning.loggers import Logger, WandbLogger
+from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+from pytorch_lightning.utilities import rank_zero_only
 
 from handwriting.config import validate
+from handwriting.csv_history import merge_history, set_aside_history
 from handwriting.data.datamodule import HandwritingDataModule
 from handwriting.inference import model_from_checkpoint, read_checkpoint
 from handwriting.promotion import RUN_SUMMARY, Candidate, promote
@@ -103,16 +105,28 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     wandb_group, wandb_name = _sweep_identity()
     loggers = build_loggers(cfg, wandb_group, wandb_name)
+    resume_from = resolve_ckpt_path(cfg.ckpt_path, output_dir)
+    csv_loggers = [lg for lg in loggers if isinstance(lg, CSVLogger)]
+    on_rank_zero = rank_zero_only.rank == 0
+    if resume_from and on_rank_zero:
+        # Before anything touches the logger: its first use deletes an existing metrics.csv.
+        for csv_logger in csv_loggers:
+            set_aside_history(csv_logger.log_dir)
     callbacks = build_callbacks(cfg, has_logger=bool(loggers))
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     config_dict = OmegaConf.to_container(cfg, resolve=True)
     for logger in loggers:
         logger.log_hyperparams({"config": config_dict, "data_fingerprint": datamodule.fingerprint})
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.ckpt_path, output_dir))
-    checkpoint_cb = trainer.checkpoint_callback
-    best_path = checkpoint_cb.best_model_path if isinstance(checkpoint_cb, ModelCheckpoint) else ""
-    trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
+        best_path = best_checkpoint_path(trainer)
+        trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
+    finally:
+        if on_rank_zero:
+            for csv_logger in csv_loggers:
+                csv_logger.save()  # flush what Lightning still holds, then put history back
+                merge_history(csv_logger.log_dir)
     if not trainer.is_global_zero:
         return {}
 
@@ -145,6 +159,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
         print(f"{verdict} -> {result.path}: {result.reason}")
     finish_wandb(loggers)
     return metrics
+
+
+def best_checkpoint_path(trainer: pl.Trainer) -> str:
+    """The best checkpoint of the ``ModelCheckpoint`` that monitors a metric ("" if none):
+    the other one (``last_checkpoint``) only keeps the newest epoch for resuming."""
+    monitored = [cb for cb in trainer.checkpoint_callbacks
+                 if isinstance(cb, ModelCheckpoint) and cb.monitor]
+    return monitored[0].best_model_path if monitored else ""
 
 
 def _relative_to(path: Path, directory: Path) -> str:

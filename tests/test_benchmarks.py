@@ -195,6 +195,17 @@ def test_run_all_renders_multidigit_and_canvas_headlines(payloads: dict[str, Any
     assert "n/a (plain n/a)" in text  # the empty stroke-width bucket
 
 
+def test_quick_scaling_never_replaces_the_committed_plot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    committed = scaling.DEFAULT_PLOT
+    before = committed.read_bytes() if committed.is_file() else None
+    monkeypatch.setattr(scaling, "QUICK_PLOT", tmp_path / "quick.png")
+    assert run_main(scaling.main, ["--quick", "--threads", "1"]) == 0
+    assert (tmp_path / "quick.png").is_file()
+    assert (committed.read_bytes() if committed.is_file() else None) == before
+
+
 def test_json_turns_nan_into_null(tmp_path: Path) -> None:
     import numpy as np
 

@@ -176,6 +176,23 @@ def test_interrupted_run_resumes_from_last_checkpoint(tmp_path: Path) -> None:
     assert "Restoring states from the checkpoint" in result.stderr + result.stdout
     summary = json.loads((run_dir / "run.json").read_text())
     assert summary["metrics"]["epochs"] == resumed_to
+    # metrics.csv holds every epoch once, those before the interruption included.
+    with open(run_dir / "csv" / "metrics.csv") as handle:
+        epochs = [int(r["epoch"]) for r in csv.DictReader(handle) if r.get("train/acc")]
+    assert epochs == list(range(resumed_to)), epochs
+
+
+def test_last_checkpoint_follows_every_epoch_even_without_a_new_best(tmp_path: Path) -> None:
+    """Lightning's save_last only follows new bests; a plateau must not cost a resume epochs."""
+    run_dir = tmp_path / "run"
+    result = run_train("trainer.max_epochs=4", "lr=1e-12", "data.split.train=1000",
+                       "data.split.val=200", "data.split.test=200", "logger=csv",
+                       "callbacks.early_stopping=null", "report.enabled=false",
+                       "promote.enabled=false", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = [p.name for p in (run_dir / "checkpoints").glob("epoch*.ckpt")]
+    assert best == ["epoch000-val_acc" + best[0].split("val_acc")[1]], best  # no later best
+    assert _epoch(run_dir / "checkpoints" / "last.ckpt") == 3
 
 
 def _epoch(path: Path) -> int:
