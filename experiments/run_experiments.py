@@ -120,9 +120,9 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                "mass anyway; dropout 0.1) with stroke-thickness p 0.2 or 0. The p 0.2 variant "
                "became augment=strong / strong_mlp.yaml.", mnist=True, seeds=(1,),
                extra=("data.augment.thickness_p=0.2,0.0",)),
-    Experiment("default_embedded", (),
-               "The default `python train.py`: reference MLP, embedded data, 20 epochs max, "
-               "no augmentation."),
+    Experiment("default_embedded", ("augment=none",),
+               "The default `python train.py` before augment=canvas became the default: "
+               "reference MLP, embedded data, 20 epochs max, no augmentation."),
     Experiment("default_canvas_embedded", ("augment=canvas",),
                "The default `python train.py` with augment=canvas (affine + elastic + "
                "stroke thickness)."),

@@ -65,10 +65,9 @@ def evaluate_folder(checkpoint: str | Path, root: str | Path) -> tuple[SplitEval
 
 
 def format_evaluation(evaluation: SplitEvaluation, classes: list[str], label: str) -> str:
-    counts = evaluation.confusion.sum(axis=1)
     per_class = "  ".join(
-        f"{c}:{a:.1%}" if n else f"{c}:n/a"  # no images of that class: no accuracy to show
-        for c, a, n in zip(classes, evaluation.per_class_accuracy, counts, strict=True)
+        f"{c}:{a:.1%}" if a == a else f"{c}:n/a"  # NaN: no images of that class
+        for c, a in zip(classes, evaluation.per_class_accuracy, strict=True)
     )
     return (f"{label}: accuracy {evaluation.accuracy:.2%} on {len(evaluation.labels)} images "
             f"(loss {evaluation.loss:.3f})\nper class: {per_class}")

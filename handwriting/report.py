@@ -28,8 +28,10 @@ class SplitEvaluation:
 
     @property
     def per_class_accuracy(self) -> np.ndarray:
+        """Accuracy per class; NaN for a class with no images (no accuracy, not 0 %)."""
         totals = self.confusion.sum(axis=1)
-        return np.divide(np.diag(self.confusion), totals, out=np.zeros(len(totals)), where=totals > 0)
+        return np.divide(np.diag(self.confusion), totals, out=np.full(len(totals), np.nan),
+                         where=totals > 0)
 
 
 @torch.inference_mode()
@@ -113,7 +115,10 @@ def write_report(
                                 out_dir / "misclassified.png", misclassified)
     report = {
         "metrics": metrics,
-        "per_class_test_accuracy": dict(zip(classes, map(float, test.per_class_accuracy), strict=True)),
+        "per_class_test_accuracy": {  # null: no test images of that class
+            c: (float(a) if a == a else None)
+            for c, a in zip(classes, test.per_class_accuracy, strict=True)
+        },
         "test_confusion_matrix": test.confusion.tolist(),
         "classes": classes,
         "misclassified_shown": errors,
@@ -129,5 +134,5 @@ def format_table(evaluations: dict[str, SplitEvaluation], classes: list[str]) ->
         lines.append(f"{name:<8}{len(ev.labels):>8}{ev.accuracy:>10.2%}{ev.loss:>8.3f}")
     per_class = evaluations["test"].per_class_accuracy
     lines.append("test accuracy per class: " + "  ".join(
-        f"{c}:{a:.1%}" for c, a in zip(classes, per_class, strict=True)))
+        f"{c}:{a:.1%}" if a == a else f"{c}:n/a" for c, a in zip(classes, per_class, strict=True)))
     return "\n".join(lines) + "\n"

@@ -27,3 +27,23 @@ def test_class_mismatch_is_refused(tmp_path: Path) -> None:
                tmp_path / "letters.ckpt")
     with pytest.raises(ValueError, match="classes"):
         evaluate_checkpoint(tmp_path / "letters.ckpt", "embedded")
+
+
+def test_a_class_without_test_images_has_no_accuracy_rather_than_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from torch.utils.data import TensorDataset
+
+    from handwriting.report import write_report
+
+    torch.manual_seed(0)
+    model = MLPClassifier(hidden_sizes=(8,), num_classes=3, class_names=["a", "b", "c"]).eval()
+    x = torch.rand(12, 784)
+    y = torch.tensor([0, 1] * 6)  # no "c" anywhere
+    splits = {name: TensorDataset(x, y) for name in ("train", "val", "test")}
+    write_report(model, splits, ["a", "b", "c"], tmp_path, misclassified=4)
+    per_class = json.loads((tmp_path / "report.json").read_text())["per_class_test_accuracy"]
+    assert per_class["c"] is None and per_class["a"] is not None
+    assert "c:n/a" in capsys.readouterr().out

@@ -208,5 +208,8 @@ def _missing_message(
     lines.extend(f"  {remote.describe()}" for remote in files if remote.name in problems)
     lines.append("They are available from any of:")
     lines.extend(f"  {mirror}" for mirror in mirrors)
-    lines.append(f"Or point cache_dir (or ${DATA_DIR_ENV}) at a folder that already holds them.")
+    lines.append(
+        f"Or point data.source.cache_dir at a folder that already holds them, or set "
+        f"${DATA_DIR_ENV} to a folder whose {cache_dir.name}/ subfolder holds them."
+    )
     return "\n".join(lines)

@@ -127,7 +127,7 @@ class EMNIST:
             raise DownloadError(
                 f"{error}\nAlternatively, place the {self.split!r} split's files, taken from "
                 f"the archive's gzip/ folder, in {self.cache_dir / 'gzip'}:\n{listed}"
-            ) from error
+            ) from None  # the message already holds the first one's: say it once
         return self._extract(archive, names)
 
     def _extract(self, archive: Path, names: dict[str, str]) -> dict[str, Path]:
