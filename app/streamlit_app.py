@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import altair as alt
 import numpy as np
@@ -31,6 +32,7 @@ from handwriting.preprocessing import EmptyImageError
 # threads wait on each other (p50 24 ms with 2 threads vs 1.4 ms with 1, benchmarks/).
 torch.set_num_threads(1)
 
+T = TypeVar("T")
 CANVAS_SIZE = 280  # px; 10x the model's 28x28 input
 NUMBER_CANVAS = (700, 200)  # px (width, height): room for about six characters
 TOP_K = 3
@@ -156,19 +158,59 @@ def show_reading(reading: serving.Reading, k: int = TOP_K) -> None:
                 )
 
 
-# --------------------------------------------------------------------------- single digit mode
+# --------------------------------------------------------------------------- canvases (both modes)
 
 
-def _clear_canvas() -> None:
-    """A new key gives a fresh, empty canvas (the toolbar's reset does the same in place)."""
-    st.session_state["canvas_version"] = st.session_state.get("canvas_version", 0) + 1
-    st.session_state.pop("digit_reading", None)
+def _clear_canvas(name: str) -> None:
+    """Clear button of canvas ``name``: a new key gives a fresh, empty canvas (the toolbar's
+    reset does the same in place) and its stored answer goes too."""
+    version = f"{name}_canvas_version"
+    st.session_state[version] = st.session_state.get(version, 0) + 1
+    st.session_state.pop(f"{name}_reading", None)
+
+
+def _canvas_key(name: str) -> str:
+    return f"{name}_canvas_{st.session_state.get(f'{name}_canvas_version', 0)}"
+
+
+def drawing_digest(rgba: np.ndarray | None) -> str | None:
+    """Identifies a drawing, so an answer is only shown with the drawing it was read from."""
+    return hashlib.sha1(rgba.tobytes()).hexdigest() if rgba is not None else None
+
+
+def reading_for_drawing(
+    name: str, digest: str | None, read_now: bool, read: Callable[[], T],
+    empty_message: str, prompt: str,
+) -> T | None:
+    """Read canvas ``name`` when asked and remember the answer with the drawing (``digest``)
+    it belongs to. Returns the answer for the drawing as it is now, or None after saying why
+    there is none (blank canvas, a drawing changed since it was read, nothing read yet)."""
+    key = f"{name}_reading"
+    if read_now:
+        try:
+            answer = read()
+        except EmptyImageError:
+            st.session_state.pop(key, None)
+            st.warning(empty_message, icon="✏️")
+            return None
+        st.session_state[key] = (digest, answer)
+    stored = st.session_state.get(key)
+    if stored is not None and stored[0] == digest:
+        return stored[1]
+    if stored is not None:
+        st.info("The drawing changed: press **Read** to read it again.")
+    else:
+        st.info(prompt)
+    return None
 
 
 def _reader(predictor: Predictor, settings: Settings) -> TesseractReader | None:
     if not settings.compare_tesseract:
         return None
     return cached_reader(serving.tesseract_whitelist(predictor.classes))
+
+
+# --------------------------------------------------------------------------- single digit mode
 
 
 def draw_digit(predictor: Predictor, settings: Settings) -> None:
@@ -187,37 +229,30 @@ def draw_digit(predictor: Predictor, settings: Settings) -> None:
             drawing_mode="freedraw",
             return_image_data=True,
             update_streamlit=True,
-            key=f"digit_canvas_{st.session_state.get('canvas_version', 0)}",
+            key=_canvas_key("digit"),
         )
         read_col, clear_col = st.columns(2)
         read = read_col.button("Read", type="primary", key="read_digit", width="stretch")
-        clear_col.button("Clear", on_click=_clear_canvas, key="clear_digit", width="stretch")
+        clear_col.button("Clear", on_click=_clear_canvas, args=("digit",), key="clear_digit",
+                         width="stretch")
         st.caption("Undo, redo and reset: the canvas toolbar (hover over the canvas).")
 
     rgba = canvas.image_data
-    digest = hashlib.sha1(rgba.tobytes()).hexdigest() if rgba is not None else None
+    digest = drawing_digest(rgba)
     with result_column:
-        if read or settings.live:
-            try:
-                reading = serving.read_canvas(predictor, rgba, _reader(predictor, settings))
-            except EmptyImageError:
-                st.session_state.pop("digit_reading", None)
-                st.warning(serving.empty_canvas_message(noun), icon="✏️")
-                return
-            st.session_state["digit_reading"] = (digest, reading)
-        stored = st.session_state.get("digit_reading")
-        if stored is not None and stored[0] == digest:
-            show_reading(stored[1])
+        reading = reading_for_drawing(
+            "digit", digest, read or settings.live,
+            lambda: serving.read_canvas(predictor, rgba, _reader(predictor, settings)),
+            serving.empty_canvas_message(noun), f"Draw a {noun} on the left, then press **Read**.",
+        )
+        if reading is not None:
+            show_reading(reading)
             if collection.saving_enabled():
-                save_panel(predictor, rgba, stored[1], digest)
-        elif stored is not None:
-            st.info("The drawing changed: press **Read** to read it again.")
-        else:
-            st.info(f"Draw a {noun} on the left, then press **Read**.")
+                save_panel(predictor, rgba, reading, digest)
 
 
 def save_panel(
-    predictor: Predictor, rgba: np.ndarray, reading: serving.Reading, digest: str
+    predictor: Predictor, rgba: np.ndarray, reading: serving.Reading, digest: str | None
 ) -> None:
     """The author confirms or corrects the label and keeps the drawing: real drawings to
     score the model on (and train with) -- see handwriting.collection."""
@@ -300,13 +335,6 @@ def single_digit_mode(predictor: Predictor, settings: Settings) -> None:
 # --------------------------------------------------------------------------- number mode
 
 
-def _clear_number_canvas() -> None:
-    st.session_state["number_canvas_version"] = (
-        st.session_state.get("number_canvas_version", 0) + 1
-    )
-    st.session_state.pop("number_reading", None)
-
-
 def show_line_reading(line: serving.LineReading, noun: str) -> None:
     """The string read, its confidence, each segmented character with its label and
     confidence, and Tesseract's reading of the whole line."""
@@ -367,29 +395,21 @@ def draw_number(predictor: Predictor, settings: Settings) -> None:
         drawing_mode="freedraw",
         return_image_data=True,
         update_streamlit=True,
-        key=f"number_canvas_{st.session_state.get('number_canvas_version', 0)}",
+        key=_canvas_key("number"),
     )
     read_col, clear_col, _ = st.columns([1, 1, 4])
     read = read_col.button("Read", type="primary", key="read_number", width="stretch")
-    clear_col.button("Clear", on_click=_clear_number_canvas, key="clear_number", width="stretch")
+    clear_col.button("Clear", on_click=_clear_canvas, args=("number",), key="clear_number",
+                     width="stretch")
 
     rgba = canvas.image_data
-    digest = hashlib.sha1(rgba.tobytes()).hexdigest() if rgba is not None else None
-    if read or settings.live:
-        try:
-            line = serving.read_number_canvas(predictor, rgba, _reader(predictor, settings))
-        except EmptyImageError:
-            st.session_state.pop("number_reading", None)
-            st.warning(serving.empty_number_message(noun), icon="✏️")
-            return
-        st.session_state["number_reading"] = (digest, line)
-    stored = st.session_state.get("number_reading")
-    if stored is not None and stored[0] == digest:
-        show_line_reading(stored[1], noun)
-    elif stored is not None:
-        st.info("The drawing changed: press **Read** to read it again.")
-    else:
-        st.info(f"Write {what} above, then press **Read**.")
+    line = reading_for_drawing(
+        "number", drawing_digest(rgba), read or settings.live,
+        lambda: serving.read_number_canvas(predictor, rgba, _reader(predictor, settings)),
+        serving.empty_number_message(noun), f"Write {what} above, then press **Read**.",
+    )
+    if line is not None:
+        show_line_reading(line, noun)
 
 
 def upload_number(predictor: Predictor, settings: Settings) -> None:

@@ -35,9 +35,9 @@ def _step(row: dict[str, str]) -> int | None:
 def merge_history(log_dir: str | Path) -> None:
     """Put the set-aside rows back in front of the resumed run's rows in ``metrics.csv``."""
     log_dir = Path(log_dir)
-    earlier = _rows(log_dir / SET_ASIDE)
     if not (log_dir / SET_ASIDE).is_file():
         return
+    earlier = _rows(log_dir / SET_ASIDE)
     later = _rows(log_dir / METRICS)
     steps = [s for s in map(_step, later) if s is not None]
     first = min(steps) if steps else None

@@ -358,9 +358,17 @@ def prepare_canvas(rgba: np.ndarray) -> np.ndarray:
     as background, then polarity follows the border. Raises ``EmptyImageError``
     for an empty canvas.
     """
+    return prepare_image(canvas_array(rgba))
+
+
+def canvas_array(
+    rgba: np.ndarray | None, empty_message: str = "The canvas returned no image yet. Draw a digit first."
+) -> np.ndarray:
+    """The canvas's ``image_data`` as an (H, W, 3|4) array; ``EmptyImageError`` (with
+    ``empty_message``) before the canvas has sent anything, ``ImageError`` for another shape."""
     if rgba is None:
-        raise EmptyImageError("The canvas returned no image yet. Draw a digit first.")
+        raise EmptyImageError(empty_message)
     array = np.asarray(rgba)
     if array.ndim != 3 or array.shape[2] not in (3, 4):
         raise ImageError(f"Canvas data must be an (H, W, 4) RGBA array, got shape {array.shape}.")
-    return prepare_image(array)
+    return array

@@ -20,8 +20,8 @@ from PIL import Image, ImageDraw
 from handwriting.inference import ModelLoadError, ModelNotFoundError, Prediction, Predictor
 from handwriting.ocr import OcrResult, TesseractReader, TesseractUnavailable
 from handwriting.preprocessing import (
-    EmptyImageError,
     ImageError,
+    canvas_array,
     load_image,
     prepare_canvas,
     prepare_image,
@@ -361,11 +361,7 @@ def read_number_canvas(
     predictor: Predictor, rgba: np.ndarray | None, reader: TesseractReader | None = None
 ) -> LineReading:
     """The wide canvas's RGBA array -> LineReading. Raises EmptyImageError when blank."""
-    if rgba is None:
-        raise EmptyImageError("The canvas returned no image yet. Write something first.")
-    array = np.asarray(rgba)
-    if array.ndim != 3 or array.shape[2] not in (3, 4):
-        raise ImageError(f"Canvas data must be an (H, W, 4) RGBA array, got shape {array.shape}.")
+    array = canvas_array(rgba, "The canvas returned no image yet. Write something first.")
     return read_number_image(predictor, array, reader)
 
 
