@@ -34,6 +34,8 @@ import numpy as np
 import pytesseract
 from PIL import Image, ImageFilter
 
+from handwriting.preprocessing import unit_gray
+
 T = TypeVar("T")
 
 INSTALL_HINT = (
@@ -127,18 +129,9 @@ class RenderOptions:
 DEFAULT_RENDER = RenderOptions()
 
 
-def _unit_gray(image: np.ndarray, caller: str) -> np.ndarray:
-    """A 2-D image as float32 in [0, 1]; integer input is taken as 0..255."""
-    arr = np.asarray(image)
-    if arr.ndim != 2:
-        raise ValueError(f"{caller} expects one grey (H, W) image, got shape {arr.shape}")
-    scale = 255.0 if np.issubdtype(arr.dtype, np.integer) else 1.0
-    return np.clip(np.nan_to_num(arr.astype(np.float32) / scale), 0.0, 1.0)
-
-
 def render_for_tesseract(image: np.ndarray, options: RenderOptions = DEFAULT_RENDER) -> Image.Image:
     """Redraw a white-on-black image (float in [0, 1] or uint8) as dark ink on a white page."""
-    ink = _unit_gray(image, "render_for_tesseract")
+    ink = unit_gray(image, "render_for_tesseract")
     if options.crop:
         rows, cols = np.nonzero(ink > 0.1)
         if rows.size:
@@ -303,7 +296,7 @@ class TesseractReader:
 
     def read_char(self, image28: np.ndarray) -> OcrResult:
         """Read one white-on-black character image (float in [0, 1], usually 28x28)."""
-        arr = _unit_gray(image28, "read_char")
+        arr = unit_gray(image28, "read_char")
         if not np.any(arr > 0.1):
             return OcrResult.reject()  # blank canvas; Tesseract would only guess
         page = render_for_tesseract(arr, self.render)
@@ -326,7 +319,7 @@ class TesseractReader:
 
     def read_line(self, gray_white_on_black: np.ndarray) -> OcrResult:
         """Read one row of characters (white ink on black, float (H, W) in [0, 1])."""
-        arr = _unit_gray(gray_white_on_black, "read_line")
+        arr = unit_gray(gray_white_on_black, "read_line")
         if not np.any(arr > 0.1):
             return OcrResult.reject()
         return self._read_whitelisted(render_for_tesseract(arr, self.render), self.psm_line)

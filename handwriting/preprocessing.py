@@ -139,6 +139,19 @@ def _to_unit(array: np.ndarray) -> np.ndarray:
     return (out - lo) / (hi - lo) if hi > lo else np.zeros_like(out)
 
 
+def unit_gray(image: np.ndarray, caller: str) -> np.ndarray:
+    """One grey (H, W) image as float32 in [0, 1] (integer input is 0..255, NaN is 0), for
+    code that takes white-on-black ink as it is; ``caller`` names it in the shape error."""
+    arr = np.asarray(image)
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{caller} expects one grey (H, W) image, got shape {arr.shape}; "
+            "convert colour/RGBA input with handwriting.preprocessing.to_gray first"
+        )
+    scale = 255.0 if np.issubdtype(arr.dtype, np.integer) else 1.0
+    return np.clip(np.nan_to_num(arr.astype(np.float32) / scale), 0.0, 1.0)
+
+
 def _composite(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Grey from colour + alpha, with transparent pixels as BACKGROUND.
 

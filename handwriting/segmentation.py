@@ -45,6 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from handwriting.preprocessing import unit_gray
+
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
@@ -208,14 +210,7 @@ def segment_characters(
     """Characters in a white-on-black grey image (float (H, W) in [0, 1], or
     uint8 0..255), sorted left to right; ``[]`` when there is no ink. See the module docstring
     for what each parameter controls."""
-    arr = np.asarray(gray)
-    if arr.ndim != 2:
-        raise ValueError(
-            f"segment_characters expects one grey (H, W) image, got shape {arr.shape}; "
-            "convert colour/RGBA input with handwriting.preprocessing.to_gray first"
-        )
-    scale = 255.0 if np.issubdtype(arr.dtype, np.integer) else 1.0  # uint8 0..255
-    ink = np.clip(np.nan_to_num(arr.astype(np.float32) / scale), 0.0, 1.0)
+    ink = unit_gray(gray, "segment_characters")
     peak = float(ink.max()) if ink.size else 0.0
     if peak < 0.1:
         return []
