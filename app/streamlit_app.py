@@ -22,6 +22,7 @@ import altair as alt
 import numpy as np
 import streamlit as st
 import torch
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from handwriting import collection, serving
 from handwriting.inference import ModelLoadError, Predictor
@@ -158,7 +159,7 @@ def show_reading(reading: serving.Reading, k: int = TOP_K) -> None:
                 )
 
 
-# --------------------------------------------------------------------------- canvases (both modes)
+# --------------------------------------------------------------------------- input (both modes)
 
 
 def _clear_canvas(name: str) -> None:
@@ -208,6 +209,27 @@ def _reader(predictor: Predictor, settings: Settings) -> TesseractReader | None:
     if not settings.compare_tesseract:
         return None
     return cached_reader(serving.tesseract_whitelist(predictor.classes))
+
+
+def file_upload(label: str, key: str) -> UploadedFile | None:
+    """The upload widget with the app's type and size limits (stated while nothing is up)."""
+    upload = st.file_uploader(label, type=list(serving.UPLOAD_TYPES),
+                              max_upload_size=serving.MAX_UPLOAD_MB, key=key)
+    if upload is None:
+        st.caption(f"{', '.join(serving.UPLOAD_TYPES)}; up to {serving.MAX_UPLOAD_MB} MB.")
+    return upload
+
+
+def read_or_explain(read: Callable[[], T], empty_message: str) -> T | None:
+    """The reading of an upload, or None after saying why there is none (a bad file, a
+    blank picture)."""
+    try:
+        return read()
+    except serving.UploadError as exc:
+        st.error(str(exc))
+    except EmptyImageError:
+        st.warning(empty_message)
+    return None
 
 
 # --------------------------------------------------------------------------- single digit mode
@@ -285,25 +307,17 @@ def upload_digit(predictor: Predictor, settings: Settings) -> None:
     noun = serving.character_noun(predictor.classes)
     upload_column, result_column = st.columns([1, 2], gap="large")
     with upload_column:
-        upload = st.file_uploader(
-            f"A picture of one {noun}",
-            type=list(serving.UPLOAD_TYPES),
-            max_upload_size=serving.MAX_UPLOAD_MB,
-            key="digit_upload",
-        )
+        upload = file_upload(f"A picture of one {noun}", "digit_upload")
         if upload is None:
-            st.caption(f"{', '.join(serving.UPLOAD_TYPES)}; up to {serving.MAX_UPLOAD_MB} MB.")
             return
     with result_column:
-        try:
-            reading = serving.read_upload(
+        reading = read_or_explain(
+            lambda: serving.read_upload(
                 predictor, upload.name, upload.getvalue(), _reader(predictor, settings)
-            )
-        except serving.UploadError as exc:
-            st.error(str(exc))
-            return
-        except EmptyImageError:
-            st.warning(serving.empty_upload_message(noun))
+            ),
+            serving.empty_upload_message(noun),
+        )
+        if reading is None:
             return
         show_reading(reading)
     with upload_column:
@@ -414,27 +428,18 @@ def draw_number(predictor: Predictor, settings: Settings) -> None:
 
 def upload_number(predictor: Predictor, settings: Settings) -> None:
     noun = serving.character_noun(predictor.classes)
-    upload = st.file_uploader(
-        f"A picture of one line of {noun}s",
-        type=list(serving.UPLOAD_TYPES),
-        max_upload_size=serving.MAX_UPLOAD_MB,
-        key="number_upload",
-    )
+    upload = file_upload(f"A picture of one line of {noun}s", "number_upload")
     if upload is None:
-        st.caption(f"{', '.join(serving.UPLOAD_TYPES)}; up to {serving.MAX_UPLOAD_MB} MB.")
         return
     st.image(upload.getvalue(), caption=upload.name, width=NUMBER_CANVAS[0])
-    try:
-        line = serving.read_number_upload(
+    line = read_or_explain(
+        lambda: serving.read_number_upload(
             predictor, upload.name, upload.getvalue(), _reader(predictor, settings)
-        )
-    except serving.UploadError as exc:
-        st.error(str(exc))
-        return
-    except EmptyImageError:
-        st.warning(serving.empty_number_upload_message(noun))
-        return
-    show_line_reading(line, noun)
+        ),
+        serving.empty_number_upload_message(noun),
+    )
+    if line is not None:
+        show_line_reading(line, noun)
 
 
 def number_mode(predictor: Predictor, settings: Settings) -> None:
