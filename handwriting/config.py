@@ -53,6 +53,8 @@ class TrainSchema:
     logger: Any = None
     callbacks: Any = None
     paths: Any = MISSING
+    pendigits: Any = None
+    drawn: Any = None
     experiment_name: str | None = None
 
 

@@ -35,6 +35,9 @@ MODEL_FILE = "model.ckpt"
 META_FILE = "model.json"
 RUN_SUMMARY = "run.json"
 SELECTION_METRIC = "val/acc"
+# The app reads drawings: when two models were scored on the same held-out validation
+# writers' drawings, that accuracy decides (drawn.py); test writers never decide.
+DRAWN_SELECTION_METRIC = "drawn/val_acc"
 
 
 def default_promoted_dir() -> Path:
@@ -55,10 +58,16 @@ class Candidate:
     data_fingerprint: str
     run_dir: Path
     code: dict[str, Any] | None = None  # git commit and library versions (provenance.py)
+    drawn_fingerprint: str | None = None  # held-out drawings it was scored on (drawn.py)
 
     @property
     def score(self) -> float:
         return float(self.metrics[SELECTION_METRIC])
+
+    @property
+    def drawn_score(self) -> float | None:
+        value = self.metrics.get(DRAWN_SELECTION_METRIC)
+        return float(value) if value is not None and self.drawn_fingerprint else None
 
     @classmethod
     def from_run_dir(cls, run_dir: str | Path) -> Candidate:
@@ -75,7 +84,7 @@ class Candidate:
             checkpoint = run_dir / checkpoint
         return cls(
             checkpoint, summary["metrics"], summary["config"], summary["data_fingerprint"], run_dir,
-            summary.get("code"),
+            summary.get("code"), summary.get("drawn_fingerprint"),
         )
 
 
@@ -95,13 +104,23 @@ def find_runs(directory: str | Path) -> list[Candidate]:
     return [Candidate.from_run_dir(p.parent) for p in sorted(directory.rglob(RUN_SUMMARY))]
 
 
+def rank_runs(candidates: list[Candidate]) -> list[Candidate]:
+    """Best first: by drawn validation accuracy when every run has one on the same
+    drawings, else by validation accuracy; then val/acc, the lower validation loss, and
+    the order given."""
+    drawn = {c.drawn_fingerprint for c in candidates}
+    by_drawn = len(drawn) == 1 and all(c.drawn_score is not None for c in candidates)
+    return sorted(candidates, key=lambda c: (
+        -(c.drawn_score or 0.0) if by_drawn else 0.0, -c.score,
+        float(c.metrics.get("val/loss", float("inf")))
+    ))
+
+
 def best_run(candidates: list[Candidate]) -> Candidate:
-    """Highest validation accuracy; ties go to the lower validation loss, then the first run."""
+    """The first of :func:`rank_runs`."""
     if not candidates:
         raise ValueError("no finished runs (no run.json) found to promote")
-    return max(
-        candidates, key=lambda c: (c.score, -float(c.metrics.get("val/loss", float("inf"))))
-    )
+    return rank_runs(candidates)[0]
 
 
 @contextlib.contextmanager
@@ -154,6 +173,14 @@ def _decide(candidate: Candidate, current: dict[str, Any] | None, force: bool) -
         return True, "nothing promoted yet"
     if current.get("source_checkpoint") == str(candidate.checkpoint.resolve()):
         return False, "it is already the promoted model"
+    old_drawn = current.get("metrics", {}).get(DRAWN_SELECTION_METRIC)
+    if (candidate.drawn_score is not None and old_drawn is not None
+            and current.get("drawn_fingerprint") == candidate.drawn_fingerprint):
+        # Same held-out drawings: comparable even when trained and validated on other data.
+        if candidate.drawn_score > float(old_drawn):
+            return True, f"{DRAWN_SELECTION_METRIC} {candidate.drawn_score:.4f} > {float(old_drawn):.4f}"
+        return False, (f"{DRAWN_SELECTION_METRIC} {candidate.drawn_score:.4f} does not beat the "
+                       f"promoted {float(old_drawn):.4f}")
     if current.get("data_fingerprint") != candidate.data_fingerprint:
         return False, (
             "the promoted model was evaluated on different data "
@@ -188,6 +215,7 @@ def promote(candidate: Candidate, directory: str | Path, force: bool = False) ->
             "metrics": {k: float(v) for k, v in candidate.metrics.items()},
             "config": candidate.config,
             "data_fingerprint": candidate.data_fingerprint,
+            "drawn_fingerprint": candidate.drawn_fingerprint,
             "data_source": candidate.config.get("data", {}).get("source", {}).get("_target_"),
             "classes": list(source["hyper_parameters"].get("class_names", [])),
             "run_dir": str(candidate.run_dir.resolve()),

@@ -199,6 +199,7 @@ def describe_model(predictor: Predictor, path: str | Path) -> list[tuple[str, st
         ("File", str(path)),
         ("Validation accuracy", format_accuracy(metrics.get("val/acc"))),
         ("Test accuracy", format_accuracy(metrics.get("test/acc"))),
+        ("Real drawings (held-out writers)", describe_drawn(metrics)),
         ("Train accuracy", format_accuracy(metrics.get("train/acc"))),
         (
             "Architecture",
@@ -216,6 +217,16 @@ def describe_model(predictor: Predictor, path: str | Path) -> list[tuple[str, st
         ("Code", describe_code(meta.get("code"))),
     ]
     return rows
+
+
+def describe_drawn(metrics: dict) -> str:
+    """drawn/acc in words, or a plain statement that the model was never scored on real
+    drawings (then its test accuracy may promise far more than it reads)."""
+    if metrics.get("drawn/acc") is None:
+        return "never scored on real drawings: its test accuracy may overstate what it reads"
+    worst = metrics.get("drawn/worst_writer_acc")
+    return (f"{format_accuracy(metrics['drawn/acc'])} (worst writer "
+            f"{format_accuracy(worst) if worst is not None else 'n/a'})")
 
 
 # --------------------------------------------------------------------------- reading

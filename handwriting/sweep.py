@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
-from handwriting.promotion import Candidate, best_run, find_runs, promote  # noqa: E402
+from handwriting.promotion import Candidate, best_run, find_runs, promote, rank_runs  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -56,18 +56,21 @@ def collect(directory: Path) -> list[RunRow]:
     shared = set.intersection(*(set(o) for o in overrides)) if overrides else set()
     rows = [RunRow(c, " ".join(x for x in o if x not in shared))
             for c, o in zip(candidates, overrides, strict=True)]
-    return sorted(rows, key=lambda r: -r.candidate.score)
+    order = [c.run_dir for c in rank_runs(candidates)]
+    return sorted(rows, key=lambda r: order.index(r.candidate.run_dir))
 
 
 def format_table(rows: list[RunRow]) -> str:
-    header = f"{'rank':>4}  {'val acc':>8}  {'test acc':>8}  {'epochs':>6}  {'time s':>7}  config"
+    header = (f"{'rank':>4}  {'val acc':>8}  {'test acc':>8}  {'drawn':>8}  {'worst wr':>8}  "
+              f"{'epochs':>6}  {'time s':>7}  config")
     lines = [header, "-" * len(header)]
     for rank, row in enumerate(rows, 1):
         m = row.metrics
         config = row.overrides or f"lr={row.lr:g} hidden={row.architecture}"
         lines.append(
             f"{rank:>4}  {m['val/acc']:>8.2%}  {m.get('test/acc', float('nan')):>8.2%}  "
-            f"{int(m.get('epochs', 0)):>6}  {m.get('train_seconds', float('nan')):>7.1f}  {config}"
+            f"{m.get('drawn/acc', float('nan')):>8.2%}  "
+            f"{m.get('drawn/worst_writer_acc', float('nan')):>8.2%}  {int(m.get('epochs', 0)):>6}  {m.get('train_seconds', float('nan')):>7.1f}  {config}"
         )
     return "\n".join(lines)
 

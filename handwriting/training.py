@@ -25,6 +25,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from handwriting.config import validate
 from handwriting.csv_history import merge_history, set_aside_history
 from handwriting.data.datamodule import HandwritingDataModule
+from handwriting.drawn import DrawnEvaluation
 from handwriting.inference import model_from_checkpoint, read_checkpoint
 from handwriting.promotion import RUN_SUMMARY, Candidate, promote
 from handwriting.provenance import code_version
@@ -131,9 +132,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
         return {}
 
     best_model = model_from_checkpoint(read_checkpoint(best_path)) if best_path else model
-    splits = {name: datamodule.dataset(name) for name in ("train", "val", "test")}
+    splits = {name: datamodule.eval_dataset(name) for name in ("train", "val", "test")}
     metrics = write_report(best_model, splits, list(datamodule.classes), output_dir / "report",
                            misclassified=cfg.report.misclassified)
+    drawn: DrawnEvaluation | None = instantiate(cfg.drawn, _convert_="all") if cfg.get("drawn") else None
+    if drawn is not None:
+        assert datamodule.splits is not None
+        metrics |= drawn.score(best_model, list(datamodule.classes), datamodule.splits.train,
+                               output_dir / "report")
     metrics["epochs"] = float(trainer.current_epoch)
     metrics["train_seconds"] = time.perf_counter() - started
     summary = {
@@ -143,6 +149,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "config": config_dict,
         "data_fingerprint": datamodule.fingerprint,
         "data_source": datamodule.source_name,
+        # Held-out real drawings: same fingerprint = drawn/* comparable across runs.
+        "drawn_fingerprint": drawn.fingerprint() if drawn and "drawn/acc" in metrics else None,
+        "drawn_unavailable": (drawn.unavailable or None) if drawn else "drawn evaluation off",
         "sizes": datamodule.sizes(),
         "wandb_group": wandb_group,
         "code": code_version(),

@@ -17,26 +17,20 @@ import torch
 from torch.utils.data import (
     BatchSampler,
     DataLoader,
+    Dataset,
     RandomSampler,
     SequentialSampler,
     TensorDataset,
+    WeightedRandomSampler,
 )
 
+from handwriting.data.mix import build_dataset, eval_view, to_tensors
 from handwriting.data.split import SizeSpec, Splits, make_splits
-from handwriting.data.types import LabeledImages, SourceData
+from handwriting.data.types import SourceData
 
 
 class Source(Protocol):
     def load(self) -> SourceData: ...
-
-
-def to_tensors(part: LabeledImages) -> TensorDataset:
-    """uint8 (N, 28, 28) -> float (N, 784) in [0, 1], labels int64."""
-    x = part.images.reshape(len(part), -1).astype(np.float32)
-    x /= 255.0  # in place: no second full-size float copy
-    x = torch.from_numpy(x)
-    y = torch.from_numpy(part.labels.astype(np.int64))
-    return TensorDataset(x, y)
 
 
 def fingerprint(splits: Splits, classes: tuple[str, ...], source_name: str) -> str:
@@ -78,7 +72,9 @@ class HandwritingDataModule(pl.LightningDataModule):
         self.splits: Splits | None = None
         self.classes: tuple[str, ...] = ()
         self.source_name = ""
-        self._datasets: dict[str, TensorDataset] = {}
+        self._datasets: dict[str, Dataset] = {}
+        self._train_weights: np.ndarray | None = None
+        self.data: SourceData | None = None
 
     def setup(self, stage: str | None = None) -> None:
         """Load and split once; Lightning calls this again per stage, which is then free."""
@@ -88,8 +84,11 @@ class HandwritingDataModule(pl.LightningDataModule):
         self.splits = make_splits(data, seed=self.split_seed, **self.split)
         self.classes = data.classes
         self.source_name = data.name
-        self._datasets = {
-            name: to_tensors(getattr(self.splits, name)) for name in ("train", "val", "test")
+        self.data = data
+        # Strokes are redrawn from a generator seeded by the run's seed (seed_everything).
+        train, self._train_weights = build_dataset(self.splits.train, int(torch.initial_seed()) % 2**32)
+        self._datasets = {"train": train} | {
+            name: to_tensors(getattr(self.splits, name)) for name in ("val", "test")
         }
 
     @property
@@ -107,9 +106,13 @@ class HandwritingDataModule(pl.LightningDataModule):
         self._require_setup()
         return {name: len(ds) for name, ds in self._datasets.items()}
 
-    def dataset(self, name: str) -> TensorDataset:
+    def dataset(self, name: str) -> Dataset:
         self._require_setup()
         return self._datasets[name]
+
+    def eval_dataset(self, name: str) -> TensorDataset:
+        """A split as fixed in-memory tensors (training strokes drawn once), for reports."""
+        return eval_view(self.dataset(name))
 
     def _require_setup(self) -> None:
         if self.splits is None:
@@ -120,6 +123,9 @@ class HandwritingDataModule(pl.LightningDataModule):
         if shuffle:
             generator = torch.Generator().manual_seed(int(torch.initial_seed()) % 2**63)
             sampler: Any = RandomSampler(dataset, generator=generator)
+            if self._train_weights is not None:  # a weighted mix of sources
+                sampler = WeightedRandomSampler(self._train_weights.tolist(), len(dataset),
+                                                replacement=True, generator=generator)
             batch = self.batch_size
         else:
             sampler = SequentialSampler(dataset)

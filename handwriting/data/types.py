@@ -4,10 +4,14 @@ needs to know where images came from."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 IMAGE_SIZE = 28
+# What a training pool may be: images, pen strokes (drawn anew each epoch), or a weighted
+# mix of both (handwriting.data.mix.MixedPool); each has len() and subset().
+TrainPool = Any
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,38 @@ class SourceData:
 
     name: str
     classes: tuple[str, ...]
-    train: LabeledImages
+    train: TrainPool
     val: LabeledImages | None = None
     test: LabeledImages | None = None
+    # Writers of val/test images, when known: per-writer accuracy, writer-disjoint checks.
+    val_writers: np.ndarray | None = None
+    test_writers: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class StrokeSet:
+    """Pen trajectories with labels and writers, kept as strokes so training can draw
+    them anew every epoch. ``strokes[i]`` is a tuple of (N, 2) float arrays (x right,
+    y down); ``writers[i]`` names who wrote it (splits are made by writer)."""
+
+    strokes: tuple[tuple[np.ndarray, ...], ...]
+    labels: np.ndarray
+    writers: np.ndarray
+    style: Any = None  # handwriting.render.StrokeStyle used to draw them for training
+
+    def __post_init__(self) -> None:
+        if not (len(self.strokes) == len(self.labels) == len(self.writers)):
+            raise ValueError(
+                f"strokes, labels and writers differ in length: "
+                f"{len(self.strokes)}, {len(self.labels)}, {len(self.writers)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, indices: np.ndarray) -> StrokeSet:
+        indices = np.asarray(indices, dtype=np.int64)
+        return StrokeSet(
+            tuple(self.strokes[i] for i in indices), self.labels[indices],
+            self.writers[indices], self.style,
+        )
