@@ -95,6 +95,13 @@ def model_panel(predictor: Predictor, path: Path) -> None:
     st.caption(f"`{rows.pop('File')}`")
     st.metric("Validation accuracy", rows.pop("Validation accuracy"))
     st.metric("Test accuracy", rows.pop("Test accuracy"))
+    drawn = predictor.metadata.get("metrics", {}).get("drawn/acc")
+    drawn_text = rows.pop("Real drawings (held-out writers)")
+    if drawn is None:
+        st.warning(f"Real drawings: {drawn_text}.")
+    else:
+        st.metric("Real drawings (held-out writers)", f"{drawn:.1%}",
+                  help=f"Drawings by writers the model never saw: {drawn_text}")
     st.markdown(f"**Architecture:** {rows.pop('Architecture')}")
     with st.expander("Details", expanded=False):
         st.markdown("\n".join(f"- **{name}:** `{value}`" for name, value in rows.items()))

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from handwriting.data.download import DownloadError
+from handwriting.data.download import DownloadError, default_data_dir
 from handwriting.data.mix import MixedPool, to_tensors
 from handwriting.data.pen_source import PenDigits
 from handwriting.data.types import LabeledImages, SourceData, StrokeSet
@@ -86,9 +86,24 @@ class DrawnEvaluation:
                 self._data = self.source.load()
             except (DownloadError, OSError) as error:
                 first = str(error).splitlines()[0]
-                self.unavailable = (f"no pen-digit files in the cache ({first}); "
-                                    "python -m handwriting.data.pen_source --download fetches them")
+                folder = self.source.cache_dir or default_data_dir("pendigits")
+                option = f" --cache-dir {folder}" if self.source.cache_dir else ""
+                self.unavailable = (f"no pen-digit files in {folder} ({first}); "
+                                    f"`handwriting download pendigits{option}` fetches them")
         return self._data
+
+    def check_disjoint(self, train_pool: Any) -> None:
+        """Refuse a training pool holding a held-out writer (call it before training)."""
+        data = self.data()
+        if data is None:
+            return
+        held_out = set(data.val_writers.tolist()) | set(data.test_writers.tolist())
+        leaked = pool_writers(train_pool) & held_out
+        if leaked:
+            raise ValueError(
+                f"writers {sorted(leaked)} are both trained on and held out for drawn/acc: "
+                "use the same pendigits.* settings for data and drawn evaluation"
+            )
 
     def fingerprint(self) -> str | None:
         data = self.data()
@@ -112,13 +127,7 @@ class DrawnEvaluation:
         if list(classes) != list(data.classes):
             self.unavailable = f"the model's classes {classes} are not the digits 0-9"
             return {}
-        held_out = set(data.val_writers.tolist()) | set(data.test_writers.tolist())
-        leaked = pool_writers(train_pool) & held_out
-        if leaked:
-            raise ValueError(
-                f"writers {sorted(leaked)} are both trained on and held out for drawn/acc: "
-                "use the same pendigits.* settings for data and drawn evaluation"
-            )
+        self.check_disjoint(train_pool)
         test_metrics, details = writer_scores(model, data.test, data.test_writers, list(classes))
         val_metrics, _ = writer_scores(model, data.val, data.val_writers, list(classes))
         metrics = {f"{PREFIX}{k}": v for k, v in test_metrics.items()}

@@ -56,6 +56,7 @@ class StrokeStyle:
     slant_deg: float = 0.0
     stretch: Range = 1.0
     jitter: float = 0.0
+    paths: bool = True  # False: each stroke is a cloud of centre-line points (a thinned scan)
 
     def __post_init__(self) -> None:
         widths = _bounds(self.stroke_width, "stroke_width")
@@ -76,11 +77,12 @@ class StrokeStyle:
 
 
 def _bounds(value: Range, name: str) -> tuple[float, float]:
-    if isinstance(value, int | float):
-        return float(value), float(value)
-    low, high = (float(v) for v in value)
-    if low > high:
-        raise ValueError(f"{name}: low {low} > high {high}")
+    values = [value] * 2 if isinstance(value, int | float) else list(value)
+    if len(values) != 2:
+        raise ValueError(f"{name} must be a value or (low, high), got {value!r}")
+    low, high = (float(v) for v in values)
+    if not (np.isfinite(low) and np.isfinite(high)) or low > high:
+        raise ValueError(f"{name} must be finite with low <= high, got {value!r}")
     return low, high
 
 
@@ -160,7 +162,9 @@ def _densify(path: np.ndarray, spacing: float = 0.5) -> np.ndarray:
     return np.concatenate([starts[segment] + deltas[segment] * fraction, path[-1:]])
 
 
-def _stroke_mask(strokes: list[np.ndarray], pen: float, shape: tuple[int, int]) -> np.ndarray:
+def _stroke_mask(
+    strokes: list[np.ndarray], pen: float, shape: tuple[int, int], paths: bool = True
+) -> np.ndarray:
     """Anti-aliased ink coverage (float32 in [0, 1]) of round-pen strokes.
 
     A round pen covers exactly the points within pen/2 of the path, which gives round
@@ -172,7 +176,7 @@ def _stroke_mask(strokes: list[np.ndarray], pen: float, shape: tuple[int, int]) 
     height, width = shape
     centre = np.zeros(shape, dtype=bool)
     for stroke in strokes:
-        dense = _densify(fabric_path(stroke))
+        dense = _densify(fabric_path(stroke)) if paths else stroke
         cols, rows = np.round(dense - 0.5).astype(int).T
         inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
         centre[rows[inside], cols[inside]] = True
@@ -182,10 +186,12 @@ def _stroke_mask(strokes: list[np.ndarray], pen: float, shape: tuple[int, int]) 
     return np.clip(pen / 2.0 - distance + 0.5, 0.0, 1.0).astype(np.float32)
 
 
-def draw_canvas(placed: list[np.ndarray], pen: float, canvas_size: int = CANVAS_SIZE) -> np.ndarray:
+def draw_canvas(
+    placed: list[np.ndarray], pen: float, canvas_size: int = CANVAS_SIZE, paths: bool = True
+) -> np.ndarray:
     """The canvas image (H, W, 4) uint8 for strokes already in canvas pixels: white ink,
     transparent background, as streamlit-drawable-canvas's ``image_data``."""
-    alpha = np.round(_stroke_mask(placed, pen, (canvas_size, canvas_size)) * 255).astype(np.uint8)
+    alpha = np.round(_stroke_mask(placed, pen, (canvas_size, canvas_size), paths) * 255).astype(np.uint8)
     out = np.zeros((canvas_size, canvas_size, 4), dtype=np.uint8)
     out[..., :3] = np.where(alpha[..., None] > 0, 255, 0).astype(np.uint8)
     out[..., 3] = alpha
@@ -197,7 +203,7 @@ def render_canvas(
 ) -> np.ndarray:
     """A trajectory as the app's canvas would show it (RGBA, see ``draw_canvas``)."""
     placed, pen = place_strokes(strokes, rng, style)
-    return draw_canvas(placed, pen, style.canvas_size)
+    return draw_canvas(placed, pen, style.canvas_size, style.paths)
 
 
 def render_app_input(
@@ -220,7 +226,7 @@ def render_input(
     factor = raster / span
     side = int(np.ceil(raster)) + 2
     small = [(p - low) * factor for p in placed]
-    return center_like_mnist(_stroke_mask(small, pen * factor, (side, side)))
+    return center_like_mnist(_stroke_mask(small, pen * factor, (side, side), style.paths))
 
 
 def render_many(

@@ -100,6 +100,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.prepare_data()
     datamodule.setup("fit")  # errors in data or split surface here, before any model is built
     log.info("Data %s: %s, %d classes", datamodule.source_name, datamodule.sizes(), datamodule.num_classes)
+    drawn: DrawnEvaluation | None = instantiate(cfg.drawn, _convert_="all") if cfg.get("drawn") else None
+    if drawn is not None:  # before training: a held-out writer in the training data is refused
+        drawn.check_disjoint(datamodule.splits.train if datamodule.splits else None)
     model = instantiate(
         cfg.model, num_classes=datamodule.num_classes, class_names=list(datamodule.classes),
         _convert_="all",
@@ -135,7 +138,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     splits = {name: datamodule.eval_dataset(name) for name in ("train", "val", "test")}
     metrics = write_report(best_model, splits, list(datamodule.classes), output_dir / "report",
                            misclassified=cfg.report.misclassified)
-    drawn: DrawnEvaluation | None = instantiate(cfg.drawn, _convert_="all") if cfg.get("drawn") else None
     if drawn is not None:
         assert datamodule.splits is not None
         metrics |= drawn.score(best_model, list(datamodule.classes), datamodule.splits.train,

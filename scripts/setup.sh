@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for handwriting: system packages (Tesseract, Chromium for the
-# browser test), a virtualenv in .venv, torch (CPU) first, then the package + dev extras.
+# browser test, ncompress to make .Z files in the pen-digits download tests), a virtualenv
+# in .venv, torch (CPU) first, then the package + dev extras.
 #
 #   bash scripts/setup.sh                 # everything
 #   SKIP_APT=1 bash scripts/setup.sh      # no system packages (no root / not Debian)
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 
-apt_packages=(tesseract-ocr tesseract-ocr-eng chromium chromium-driver)
+apt_packages=(tesseract-ocr tesseract-ocr-eng chromium chromium-driver ncompress)
 if [[ -z "${SKIP_APT:-}" ]] && command -v apt-get >/dev/null; then
   missing=()
   for pkg in "${apt_packages[@]}"; do

@@ -24,9 +24,10 @@ from torch.utils.data import (
     WeightedRandomSampler,
 )
 
-from handwriting.data.mix import build_dataset, eval_view, to_tensors
+from handwriting.data.mix import MixedPool, build_dataset, eval_view, to_tensors
+from handwriting.data.redraw import centre_lines
 from handwriting.data.split import SizeSpec, Splits, make_splits
-from handwriting.data.types import SourceData
+from handwriting.data.types import LabeledImages, SourceData
 
 
 class Source(Protocol):
@@ -55,6 +56,7 @@ class HandwritingDataModule(pl.LightningDataModule):
         batch_size: int = 128,
         eval_batch_size: int = 1024,
         augment: torch.nn.Module | None = None,
+        redraw: float = 0.0,
     ) -> None:
         super().__init__()
         if batch_size <= 0 or eval_batch_size <= 0:
@@ -69,6 +71,9 @@ class HandwritingDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.augment = augment
+        if not 0.0 <= redraw <= 100.0:
+            raise ValueError(f"data.redraw must be a weight in [0, 100], got {redraw}")
+        self.redraw = float(redraw)
         self.splits: Splits | None = None
         self.classes: tuple[str, ...] = ()
         self.source_name = ""
@@ -85,8 +90,12 @@ class HandwritingDataModule(pl.LightningDataModule):
         self.classes = data.classes
         self.source_name = data.name
         self.data = data
+        pool = self.splits.train
+        if self.redraw > 0 and isinstance(pool, LabeledImages):
+            # Training digits also drawn as canvas strokes, `redraw` times as likely each.
+            pool = MixedPool(("images", "redrawn"), (pool, centre_lines(pool)), (1.0, self.redraw))
         # Strokes are redrawn from a generator seeded by the run's seed (seed_everything).
-        train, self._train_weights = build_dataset(self.splits.train, int(torch.initial_seed()) % 2**32)
+        train, self._train_weights = build_dataset(pool, int(torch.initial_seed()) % 2**32)
         self._datasets = {"train": train} | {
             name: to_tensors(getattr(self.splits, name)) for name in ("val", "test")
         }
@@ -131,8 +140,11 @@ class HandwritingDataModule(pl.LightningDataModule):
             sampler = SequentialSampler(dataset)
             batch = self.eval_batch_size
         # batch_size=None + a BatchSampler as sampler: the dataset is indexed with a list of
-        # indices once per batch instead of once per image.
-        return DataLoader(dataset, sampler=BatchSampler(sampler, batch, drop_last=False), batch_size=None)
+        # indices once per batch instead of once per image. Strokes are drawn in a worker
+        # process, beside the training step instead of before it.
+        draws = shuffle and not isinstance(dataset, TensorDataset)
+        return DataLoader(dataset, sampler=BatchSampler(sampler, batch, drop_last=False),
+                          batch_size=None, num_workers=1 if draws else 0, persistent_workers=draws)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -10,6 +10,7 @@ where, so they can copy them over by hand.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tempfile
 import urllib.error
@@ -31,21 +32,36 @@ class DownloadError(RuntimeError):
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """A file to fetch, with at least one checksum so the content can be trusted."""
+    """A file to fetch, with at least one checksum so the content can be trusted.
+
+    ``compression="Z"``: mirrors serve ``<name>.Z`` (Unix ``compress``, as old archives
+    such as UCI's do). It is decompressed on download and the cache holds ``name``
+    uncompressed, so ``size`` and the checksums are those of the uncompressed file.
+    """
 
     name: str
     md5: str | None = None
     sha256: str | None = None
     size: int | None = None
+    compression: str | None = None
 
     def __post_init__(self) -> None:
         if not (self.md5 or self.sha256):
             raise ValueError(f"{self.name}: give an md5 or sha256 checksum")
+        if self.compression not in (None, "Z"):
+            raise ValueError(f"{self.name}: unsupported compression {self.compression!r}")
+
+    @property
+    def served_name(self) -> str:
+        """The name on the mirrors."""
+        return f"{self.name}.{self.compression}" if self.compression else self.name
 
     def describe(self) -> str:
         parts = [f"sha256 {self.sha256}" if self.sha256 else f"md5 {self.md5}"]
         if self.size is not None:
             parts.append(f"{self.size:,} bytes")
+        if self.compression:
+            parts.append(f"served as {self.served_name}: uncompress it")
         return f"{self.name} ({', '.join(parts)})"
 
 
@@ -91,29 +107,55 @@ def verify_file(path: Path, remote: RemoteFile) -> str | None:
     return _mismatch(remote, hashers, size)
 
 
+def _decompress(remote: RemoteFile, data: bytes) -> bytes:
+    """Undo the mirror's compression (only Unix ``compress`` is needed so far)."""
+    import unlzw3  # pure Python, so no system tool; imported late as only .Z files need it
+
+    try:
+        return unlzw3.unlzw(data)
+    except (ValueError, IndexError) as error:
+        raise DownloadError(
+            f"{remote.served_name} is not valid Unix-compressed (.Z) data: {error}"
+        ) from error
+
+
+def _write(out: Any, data: bytes, hashers: dict[str, Any]) -> int:
+    out.write(data)
+    for hasher in hashers.values():
+        hasher.update(data)
+    return len(data)
+
+
 def _fetch(url: str, remote: RemoteFile, target: Path, timeout: float) -> None:
-    """Stream ``url`` into a temp file beside ``target``, verify, then rename."""
+    """Stream ``url`` into a temp file beside ``target``, verify, then rename.
+
+    A compressed file is downloaded into memory whole and its decompressed bytes are
+    what gets verified and written (such files are small: stream decoders for ``.Z``
+    are not worth it)."""
     hashers = _hashers(remote)
     fd, temp_name = tempfile.mkstemp(prefix=f".{remote.name}.", suffix=".part", dir=target.parent)
     temp = Path(temp_name)
+    packed = io.BytesIO()
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             total = response.headers.get("Content-Length")
             size = 0
             with tqdm(
-                total=int(total) if total else remote.size,
+                total=int(total) if total else None if remote.compression else remote.size,
                 unit="B",
                 unit_scale=True,
-                desc=remote.name,
+                desc=remote.served_name,
                 disable=None,  # only draw on a terminal
                 leave=False,
             ) as bar:
                 while chunk := response.read(_CHUNK):
-                    out.write(chunk)
-                    size += len(chunk)
-                    for hasher in hashers.values():
-                        hasher.update(chunk)
+                    if remote.compression:
+                        packed.write(chunk)
+                    else:
+                        size += _write(out, chunk, hashers)
                     bar.update(len(chunk))
+            if remote.compression:
+                size = _write(out, _decompress(remote, packed.getvalue()), hashers)
         problem = _mismatch(remote, hashers, size)
         if problem:
             raise DownloadError(f"checksum mismatch: {problem}")
@@ -165,7 +207,7 @@ def ensure_files(
                 f"Pass another cache_dir or set {DATA_DIR_ENV}."
             ) from error
         for mirror in mirrors:
-            url = _join(mirror, remote.name)
+            url = _join(mirror, remote.served_name)
             if mirror in dead_mirrors:
                 notes.append(f"{url}: skipped (mirror unreachable)")
                 continue

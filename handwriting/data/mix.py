@@ -169,9 +169,14 @@ class MixedSource:
             if unknown or "source" not in part:
                 raise ValueError(f"data.source.parts.{name} needs 'source' and may have weight/split/"
                                  f"required; got {sorted(part)}")
-            weight = float(part.get("weight", 1.0))
-            if not np.isfinite(weight) or weight <= 0:
-                raise ValueError(f"data.source.parts.{name}.weight must be > 0, got {weight}")
+            weight = part.get("weight", 1.0)
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or not (
+                    np.isfinite(weight) and weight > 0):
+                raise ValueError(f"data.source.parts.{name}.weight must be a number > 0, got {weight!r}")
+            split_keys = set(part.get("split") or {}) - {"train", "val", "test"}
+            if split_keys:
+                raise ValueError(f"data.source.parts.{name}.split has unknown keys "
+                                 f"{sorted(split_keys)}; use train/val/test")
         self.parts = parts
         self.test_from = test_from
         self.split_seed = split_seed
@@ -195,7 +200,7 @@ class MixedSource:
                 pool = _relabel(splits.train, data.classes, classes, name)
                 val = _relabel(splits.val, data.classes, classes, name)
                 if name == self.test_from:
-                    test = splits.test
+                    test = _relabel(splits.test, data.classes, classes, name)
             names.append(name)
             pools.append(pool)
             weights.append(float(part.get("weight", 1.0)))

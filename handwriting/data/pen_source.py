@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from handwriting.data.download import default_data_dir
 from handwriting.data.pendigits import (
     TEST_FILE,
     TRAIN_FILE,
@@ -52,7 +53,7 @@ def split_writers(
         raise ValueError(
             f"cannot hold out {val_writers} validation and {test_writers} test writers out of "
             f"{len(unique)}: at least one writer must stay for training "
-            "(data.source.val_writers / test_writers)"
+            "(pendigits.val_writers / pendigits.test_writers)"
         )
     order = [unique[i] for i in np.random.default_rng(seed).permutation(len(unique))]
     test = sorted(order[:test_writers])
@@ -78,6 +79,8 @@ class PenDigits:
     how many writers to hold out of the training file; ``split_seed`` picks them;
     ``render_seed`` fixes how the held-out drawings are drawn. ``augment_strokes``:
     redraw training strokes with stroke-level augmentation (False: canvas only).
+    ``unipen_file``: your own UNIPEN file (same format, any writers) instead of UCI's;
+    it is read as is (no download, no checksum), writers held out the same way.
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class PenDigits:
         split_seed: int = 0,
         render_seed: int = 0,
         augment_strokes: bool = True,
+        unipen_file: str | None = None,
     ) -> None:
         if val_writers < 1 or test_writers < 0:
             raise ValueError(
@@ -105,12 +109,20 @@ class PenDigits:
         self.split_seed = split_seed
         self.render_seed = render_seed
         self.train_style = TRAIN_STYLE if augment_strokes else EVAL_STYLE
+        self.unipen_file = Path(unipen_file).expanduser() if unipen_file else None
+        if self.unipen_file and official_test:
+            raise ValueError("official_test needs UCI's files; it cannot be used with unipen_file")
 
     def _files(self) -> dict[str, Path]:
+        if self.unipen_file is not None:
+            if not self.unipen_file.is_file():
+                raise FileNotFoundError(f"unipen_file={self.unipen_file}: no such file")
+            return {TRAIN_FILE: self.unipen_file}
         return ensure_pendigits(self.cache_dir, self.download, self.mirrors,
                                 include_test_file=self.official_test)
 
-    def load(self) -> SourceData:
+    def strokes(self) -> tuple[dict[str, StrokeSet], dict[str, Path]]:
+        """The trajectories split by writer ({"train", "val", "test"}), and the files read."""
         paths = self._files()
         digits = read_pendigits_file(paths[TRAIN_FILE])
         train_w, val_w, test_w = split_writers(
@@ -123,23 +135,32 @@ class PenDigits:
             parts[by_writer[digit.writer]].append(digit)
         if self.official_test:
             parts["test"] = read_pendigits_file(paths[TEST_FILE])
-        val = to_stroke_set(parts["val"])
-        test = to_stroke_set(parts["test"])
-        key = self._cache_key(paths)
+        styles = {"train": self.train_style, "val": EVAL_STYLE, "test": EVAL_STYLE}
+        return {name: to_stroke_set(part, styles[name]) for name, part in parts.items()}, paths
+
+    def render_seed_for(self, split: str) -> int:
+        """The seed the held-out ``split`` ("val"/"test") is drawn with: re-drawing its
+        strokes with ``render_canvas`` and this seed gives the very canvases scored."""
+        return self.render_seed + (0 if split == "val" else 1)
+
+    def load(self) -> SourceData:
+        parts, paths = self.strokes()
+        key, folder = self._cache_key(paths), paths[TRAIN_FILE].parent
         return SourceData(
             name="pendigits",
             classes=CLASSES,
-            train=to_stroke_set(parts["train"], self.train_style),
-            val=self._drawn(val, "val", key, paths[TRAIN_FILE].parent),
-            test=self._drawn(test, "test", key, paths[TRAIN_FILE].parent),
-            val_writers=val.writers,
-            test_writers=test.writers,
+            train=parts["train"],
+            val=self._drawn(parts["val"], "val", key, folder),
+            test=self._drawn(parts["test"], "test", key, folder),
+            val_writers=parts["val"].writers,
+            test_writers=parts["test"].writers,
         )
 
     def _cache_key(self, paths: dict[str, Path]) -> str:
         identity = {
             "files": sorted(paths),
-            "sizes": [paths[name].stat().st_size for name in sorted(paths)],
+            # Content, not just names: an edited unipen_file must not get stale drawings.
+            "sha256": [hashlib.sha256(paths[name].read_bytes()).hexdigest() for name in sorted(paths)],
             "val_writers": self.val_writers, "test_writers": self.test_writers,
             "split_seed": self.split_seed, "render_seed": self.render_seed,
             "style": asdict(EVAL_STYLE), "version": _RENDER_VERSION,
@@ -148,26 +169,38 @@ class PenDigits:
 
     def _drawn(self, part: StrokeSet, name: str, key: str, folder: Path) -> LabeledImages:
         """Held-out drawings through the exact canvas path, drawn once and cached (about
-        10 ms each; a cache that cannot be written is only a slower next run)."""
-        cached = folder / f"rendered-{name}-{key}.npz"
-        if cached.is_file():
-            try:
-                with np.load(cached, allow_pickle=False) as npz:
-                    images = npz["images"]
-                if images.shape == (len(part), 28, 28) and images.dtype == np.uint8:
-                    return LabeledImages(images, part.labels)
-            except (OSError, ValueError, KeyError) as error:
-                log.warning("ignoring unreadable cache %s: %s", cached, error)
-        seed = self.render_seed + (0 if name == "val" else 1)
-        images = render_many(part.strokes, seed, EVAL_STYLE, exact=True)
-        temp = None
-        try:
-            fd, temp = tempfile.mkstemp(prefix=f".{cached.name}.", suffix=".tmp", dir=folder)
-            with os.fdopen(fd, "wb") as handle:
-                np.savez_compressed(handle, images=images)
-            os.replace(temp, cached)
-        except OSError as error:
-            log.info("could not cache rendered drawings in %s: %s", folder, error)
-            if temp:
-                Path(temp).unlink(missing_ok=True)
+        10 ms each) beside the data, or in the user's data cache when that folder is
+        read-only; a cache that cannot be written only makes the next run slower."""
+        folders = list(dict.fromkeys([folder, default_data_dir("pendigits")]))
+        for candidate in folders:
+            cached = candidate / f"rendered-{name}-{key}.npz"
+            if cached.is_file():
+                try:
+                    with np.load(cached, allow_pickle=False) as npz:
+                        images = npz["images"]
+                    if images.shape == (len(part), 28, 28) and images.dtype == np.uint8:
+                        return LabeledImages(images, part.labels)
+                except (OSError, ValueError, KeyError) as error:
+                    log.warning("ignoring unreadable cache %s: %s", cached, error)
+        images = render_many(part.strokes, self.render_seed_for(name), EVAL_STYLE, exact=True)
+        for candidate in folders:
+            if _save(candidate / f"rendered-{name}-{key}.npz", images):
+                break
         return LabeledImages(images, part.labels)
+
+
+def _save(path: Path, images: np.ndarray) -> bool:
+    """Write ``images`` atomically; False (and no partial file) when the folder refuses."""
+    temp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as handle:
+            np.savez_compressed(handle, images=images)
+        os.replace(temp, path)
+        return True
+    except OSError as error:
+        log.info("could not cache rendered drawings in %s: %s", path.parent, error)
+        if temp:
+            Path(temp).unlink(missing_ok=True)
+        return False
