@@ -236,9 +236,24 @@ def target_cell(group: Group) -> str:
     return f"{100 * target:.1f}: {'met' if met else 'NOT met'}"
 
 
+def drawn_cell(group: Group) -> str:
+    """Real drawings by held-out writers: mean drawn/acc (worst writer), target when set."""
+    drawn, worst = group.stat("drawn/acc"), group.stat("drawn/worst_writer_acc")
+    if drawn is None:
+        return ""
+    text = f"{pct(drawn)} (worst writer {pct(worst)})"
+    experiment = EXPERIMENTS.get(group.experiment)
+    if experiment and experiment.drawn_target and worst is not None:
+        met = drawn.mean >= experiment.drawn_target[0] and worst.mean >= experiment.drawn_target[1]
+        text += (f"; target {100 * experiment.drawn_target[0]:.1f} / "
+                 f"{100 * experiment.drawn_target[1]:.0f}: {'met' if met else 'NOT met'}")
+    return text
+
+
 def summary_table(groups: list[Group]) -> str:
     headers = ["experiment", "data (train/val/test)", "seeds", "val acc %", "test acc %",
-               "test min / max %", "official 10k test %", "target %", "epochs (best)", "time / run"]
+               "test min / max %", "official 10k test %", "target %", "real drawings %",
+               "epochs (best)", "time / run"]
     rows = []
     for g in groups:
         name = g.experiment + (f" `{g.label}`" if g.label else "")
@@ -247,7 +262,7 @@ def summary_table(groups: list[Group]) -> str:
         rows.append([
             name, describe_data(g.runs[0]), str(len(g.runs)), pct(g.stat("val/acc")),
             pct(g.stat("test/acc")), pct_range(g.stat("test/acc")),
-            pct(g.official) if g.official else "", target_cell(g),
+            pct(g.official) if g.official else "", target_cell(g), drawn_cell(g),
             (f"{epochs.mean:.0f}" if epochs else "n/a") + (f" ({best.mean:.0f})" if best else ""),
             seconds(Stats.of([r.metrics.get("train_seconds") for r in g.runs])),
         ])
@@ -257,7 +272,8 @@ def summary_table(groups: list[Group]) -> str:
 def group_table(group: Group) -> str:
     has_official = group.official is not None
     headers = ["seed", "val acc %", "test acc %"] + (["official 10k test %"] if has_official else [])
-    headers += ["train acc %", "epochs", "best epoch", "time", "s / epoch"]
+    headers += ["drawn %", "worst writer %", "train acc %", "epochs", "best epoch", "time",
+                "s / epoch"]
     rows = []
     for run in group.runs:
         m = run.metrics
@@ -265,7 +281,8 @@ def group_table(group: Group) -> str:
         rows.append(
             [str(run.seed), one(m.get("val/acc")), one(m.get("test/acc"))]
             + ([one(run.official_test)] if has_official else [])
-            + [one(m.get("train/acc")), one(epochs, percent=False), str(run.best_epoch or "n/a"),
+            + [one(m.get("drawn/acc")), one(m.get("drawn/worst_writer_acc")),
+               one(m.get("train/acc")), one(epochs, percent=False), str(run.best_epoch or "n/a"),
                f"{m.get('train_seconds', float('nan')):.0f} s",
                f"{m.get('train_seconds', float('nan')) / epochs:.1f}" if epochs == epochs and epochs else "n/a"]
         )
@@ -273,10 +290,13 @@ def group_table(group: Group) -> str:
     rows.append(
         ["**mean ± std**", pct(group.stat("val/acc")), pct(group.stat("test/acc"))]
         + ([pct(group.official)] if has_official else [])
-        + [pct(group.stat("train/acc")), "", "", seconds(time_stats), ""]
+        + [pct(group.stat("drawn/acc")), pct(group.stat("drawn/worst_writer_acc")),
+           pct(group.stat("train/acc")), "", "", seconds(time_stats), ""]
     )
     rows.append(["min / max", pct_range(group.stat("val/acc")), pct_range(group.stat("test/acc"))]
-                + ([pct_range(group.official)] if has_official else []) + ["", "", "", "", ""])
+                + ([pct_range(group.official)] if has_official else [])
+                + [pct_range(group.stat("drawn/acc")), pct_range(group.stat("drawn/worst_writer_acc")),
+                   "", "", "", "", ""])
     return md_table(headers, rows)
 
 

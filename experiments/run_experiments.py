@@ -48,12 +48,14 @@ class Experiment:
     target: float | None = None        # test accuracy the issue asks for (mean over seeds)
     seeds: tuple[int, ...] = DEFAULT_SEEDS
     extra: tuple[str, ...] = field(default=())  # further sweeps, e.g. over hidden sizes
+    mnist_key: str = "data.source"     # where the MNIST source's cache_dir/download live
+    drawn_target: tuple[float, float] | None = None  # drawn/acc, drawn/worst_writer_acc
 
     def train_args(self, seeds: tuple[int, ...], epochs: int | None, sweep_dir: Path,
                    mnist_dir: Path | None) -> list[str]:
         args = [*self.overrides, *self.extra]
         if self.mnist and mnist_dir is not None:
-            args += [f"data.source.cache_dir={mnist_dir}", "data.source.download=false"]
+            args += [f"{self.mnist_key}.cache_dir={mnist_dir}", f"{self.mnist_key}.download=false"]
         if epochs is not None:
             args.append(f"trainer.max_epochs={epochs}")
         args += [
@@ -140,6 +142,12 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment("strong_redrawn_embedded", (*FIRST_STRONG, *REDRAWN_MIX),
                "Training-side fix for drawings: the first strong configuration on embedded "
                "data, plus half of the training digits added again as canvas redraws."),
+    Experiment("app_model", ("+experiment=app_model",),
+               "The app's model (experiments/experiment/app_model.yaml): the strong MLP on "
+               "official MNIST + real pen strokes of 20 writers (redrawn every epoch) + saved "
+               "drawings; test = official 10k; drawn = 6 held-out writers. Pen digits from "
+               "$HANDWRITING_DATA_DIR/pendigits.", mnist=True, target=0.993,
+               mnist_key="data.source.parts.mnist.source", drawn_target=(0.985, 0.95)),
     Experiment("arch_pick_embedded", FIRST_STRONG,
                "First strong configuration with 1x800 / 2x800 / 3x1024 hidden layers, one seed, "
                "to pick the width and depth.", seeds=(1,),

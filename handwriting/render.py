@@ -136,11 +136,20 @@ def place_strokes(
 def fabric_path(points: np.ndarray) -> np.ndarray:
     """The polyline fabric.js's PencilBrush actually strokes for ``points``: a quadratic
     curve from each midpoint to the next with the recorded point as control, a straight
-    line to the last point; repeated points are skipped, as fabric does."""
+    line to the last point; repeated points and the second-to-last point are dropped, as
+    fabric does."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     if len(pts) > 1:
         keep = np.concatenate([[True], np.any(np.diff(pts, axis=0) != 0, axis=1)])
         pts = pts[keep]
+    if len(pts) >= 2:
+        # fabric's PencilBrush.decimatePoints (distance 0.4 px) loops to len - 1, so it never
+        # keeps the second-to-last point (measured in the browser: tests/test_render_fidelity.py).
+        kept = [pts[0]]
+        for point in pts[1:-2]:
+            if ((point - kept[-1]) ** 2).sum() >= 0.16:
+                kept.append(point)
+        pts = np.array([*kept, pts[-1]])
     if len(pts) < 3:
         return pts
     mids = (pts[:-1] + pts[1:]) / 2
@@ -189,8 +198,9 @@ def _stroke_mask(
 def draw_canvas(
     placed: list[np.ndarray], pen: float, canvas_size: int = CANVAS_SIZE, paths: bool = True
 ) -> np.ndarray:
-    """The canvas image (H, W, 4) uint8 for strokes already in canvas pixels: white ink,
-    transparent background, as streamlit-drawable-canvas's ``image_data``."""
+    """The canvas image (H, W, 4) uint8 for strokes already in canvas pixels: white ink on a
+    transparent background (the app's upload is opaque black; ``prepare_canvas`` reads
+    both the same way)."""
     alpha = np.round(_stroke_mask(placed, pen, (canvas_size, canvas_size), paths) * 255).astype(np.uint8)
     out = np.zeros((canvas_size, canvas_size, 4), dtype=np.uint8)
     out[..., :3] = np.where(alpha[..., None] > 0, 255, 0).astype(np.uint8)

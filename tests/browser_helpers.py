@@ -61,9 +61,10 @@ def write_promoted_model(
     val_acc: float = 0.9321,
     test_acc: float = 0.9105,
     metadata: bool = True,
+    drawn: dict[str, float] | None = None,
 ) -> Path:
     """A model.ckpt laid out exactly as promotion writes it (state_dict, hyper_parameters,
-    'handwriting' metadata block)."""
+    'handwriting' metadata block); ``drawn``: drawn/* metrics to add."""
     if model is None:
         torch.manual_seed(0)
         model = MLPClassifier(hidden_sizes=(32, 16), lr=0.002)
@@ -71,7 +72,8 @@ def write_promoted_model(
     checkpoint: dict = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}
     if metadata:
         checkpoint["handwriting"] = {
-            "metrics": {"val/acc": val_acc, "test/acc": test_acc, "train/acc": 0.99, "epochs": 3.0},
+            "metrics": {"val/acc": val_acc, "test/acc": test_acc, "train/acc": 0.99, "epochs": 3.0,
+                        **(drawn or {})},
             "config": {"model": {"lr": float(model.hparams["lr"])}},
             "data_fingerprint": "test-data",
             "data_source": "handwriting.data.embedded.EmbeddedMNIST",

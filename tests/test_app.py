@@ -76,6 +76,19 @@ def test_model_panel_shows_the_loaded_model(
     assert "MLP 784 → 32 → 16 → 10" in sidebar
     assert "0.002" in sidebar  # learning rate
     assert "EmbeddedMNIST" in sidebar and "2026-01-02T03:04:05" in sidebar
+    # Never scored on real drawings: the page says so instead of implying the test number holds.
+    assert "never scored on real drawings" in texts(at.sidebar.warning)
+
+
+def test_model_panel_shows_accuracy_on_real_drawings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_promoted_model(tmp_path, drawn={"drawn/acc": 0.9812, "drawn/worst_writer_acc": 0.951})
+    at = run_app(tmp_path, monkeypatch)
+    metrics = {m.label: m.value for m in at.sidebar.metric}
+    assert metrics["Real drawings (held-out writers)"] == "98.1%"
+    assert "Test accuracy" in metrics
+    assert not at.sidebar.warning
 
 
 def test_read_on_an_empty_canvas_asks_for_a_digit(

@@ -40,7 +40,7 @@ CLASSES: tuple[str, ...] = tuple(str(digit) for digit in range(10))
 EVAL_STYLE = StrokeStyle()
 # Training: the same canvas, plus stroke-level changes people make between two drawings.
 TRAIN_STYLE = StrokeStyle(rotate_deg=10.0, slant_deg=15.0, stretch=(0.85, 1.15), jitter=0.008)
-_RENDER_VERSION = 1  # bump when render.py changes what a drawing looks like
+_RENDER_VERSION = 2  # bump when render.py changes what a drawing looks like
 
 
 def split_writers(
