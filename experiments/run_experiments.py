@@ -83,7 +83,7 @@ REDRAWN_MIX = (
 # The first strong-MLP configuration, before tuning (augment=canvas: shift 0.08, thickness
 # p 0.5; dropout 0.2). Pinned explicitly so its runs stay reproducible after
 # experiments/experiment/strong_mlp.yaml moved on to the tuned values.
-FIRST_STRONG = ("+experiment=strong_mlp", "augment=canvas", "model.dropout=0.2")
+FIRST_STRONG = ("+experiment=strong_mlp", "augment=canvas", "model.dropout=0.2", "data.redraw=0.0")
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment("reference_embedded", ("+experiment=reference",),
@@ -91,7 +91,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment("reference_mnist", ("+experiment=reference", "data=mnist"),
                "Reference MLP on official MNIST (55k train / 5k val / official 10k test).",
                mnist=True, target=0.975),
-    Experiment("strong_tuned_embedded", ("+experiment=strong_mlp",),
+    Experiment("strong_tuned_embedded", ("+experiment=strong_mlp", "data.redraw=0.0"),
                "Strong MLP as configured now (2x800, batch norm, dropout 0.1, OneCycle, "
                "augment=strong: affine + elastic + stroke thickness); embedded 8k/1k/1k.",
                target=0.985),
@@ -122,21 +122,22 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                "mass anyway; dropout 0.1) with stroke-thickness p 0.2 or 0. The p 0.2 variant "
                "became augment=strong / strong_mlp.yaml.", mnist=True, seeds=(1,),
                extra=("data.augment.thickness_p=0.2,0.0",)),
-    Experiment("default_embedded", ("augment=none",),
+    Experiment("default_embedded", ("augment=none", "data.redraw=0.0"),
                "The default `python train.py` before augment=canvas became the default: "
                "reference MLP, embedded data, 20 epochs max, no augmentation."),
-    Experiment("default_canvas_embedded", ("augment=canvas",),
+    Experiment("default_canvas_embedded", ("augment=canvas", "data.redraw=0.0"),
                "The default `python train.py` with augment=canvas (affine + elastic + "
                "stroke thickness)."),
-    Experiment("default_affine_embedded", ("augment=affine",),
+    Experiment("default_affine_embedded", ("augment=affine", "data.redraw=0.0"),
                "The default `python train.py` with augment=affine."),
-    Experiment("default_strong_aug_embedded", ("augment=strong",),
+    Experiment("default_strong_aug_embedded", ("augment=strong", "data.redraw=0.0"),
                "The default `python train.py` with the strong MLP's augmentation (shift 0.04, "
                "thickness p 0.2)."),
-    Experiment("default_canvas_redrawn_embedded", ("augment=canvas", *REDRAWN_MIX),
+    Experiment("default_canvas_redrawn_embedded", ("augment=canvas", "data.redraw=0.0", *REDRAWN_MIX),
                "Training-side fix for drawings: the default run with augment=canvas, plus half "
                "of the training digits added again as canvas redraws (RedrawnTrainingMix)."),
-    Experiment("default_strong_aug_redrawn_embedded", ("augment=strong", *REDRAWN_MIX),
+    Experiment("default_strong_aug_redrawn_embedded", ("augment=strong", "data.redraw=0.0",
+                                                       *REDRAWN_MIX),
                "Training-side fix for drawings: the default run with augment=strong, plus half "
                "of the training digits added again as canvas redraws (RedrawnTrainingMix)."),
     Experiment("strong_redrawn_embedded", (*FIRST_STRONG, *REDRAWN_MIX),
@@ -152,7 +153,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                "First strong configuration with 1x800 / 2x800 / 3x1024 hidden layers, one seed, "
                "to pick the width and depth.", seeds=(1,),
                extra=("model.hidden_sizes=[800],[800,800],[1024,1024,1024]",)),
-    Experiment("aug_pick_embedded", ("+experiment=strong_mlp", "model.dropout=0.2"),
+    Experiment("aug_pick_embedded", ("+experiment=strong_mlp", "model.dropout=0.2", "data.redraw=0.0"),
                "First strong configuration with augment=elastic / affine instead of canvas, "
                "one seed.", seeds=(1,), extra=("augment=elastic,affine",)),
 )}
