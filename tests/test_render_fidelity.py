@@ -67,6 +67,7 @@ from PIL import Image
 
 from handwriting.preprocessing import prepare_canvas
 from handwriting.render import StrokeStyle, draw_canvas, place_strokes
+from tests import test_browser
 from tests.browser_helpers import CANVAS, ROOT, streamlit_server, write_promoted_model
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, QUIET_THREADS, TIMEOUT_MS
 
@@ -75,14 +76,7 @@ playwright_api = pytest.importorskip(
 )
 expect = playwright_api.expect
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.is_file(),
-        reason=f"{CHROMIUM} not found: install Debian's chromium (scripts/setup.sh does)",
-    ),
-]
+pytestmark = test_browser.pytestmark  # browser + slow, skipped only without Chromium
 
 CANVAS_MEAN_TOL = 0.012
 INPUT_MEAN_TOL = 0.025
