@@ -56,22 +56,29 @@ def to_tensors(part: LabeledImages) -> TensorDataset:
 
 
 class RenderedStrokes(Dataset):
-    """Pen strokes drawn anew each time a batch asks for them (``dataset[list_of_indices]``),
-    so every epoch sees new pen widths, sizes and wobbles of the same real trajectories."""
+    """Pen strokes drawn anew when a batch asks for them (``dataset[list_of_indices]``), so
+    every epoch sees new pen widths, sizes and wobbles of the same trajectories; with
+    ``strokes.refresh`` < 1 only that share is redrawn and the rest reuse their last drawing."""
 
     def __init__(self, strokes: StrokeSet, seed: int) -> None:
+        if not 0.0 < strokes.refresh <= 1.0:
+            raise ValueError(f"refresh must be in (0, 1], got {strokes.refresh}")
         self.strokes = strokes
         self.labels = torch.from_numpy(strokes.labels.astype(np.int64))
         self.rng = np.random.default_rng(seed)
+        self.drawn = np.zeros((len(strokes), 28 * 28), dtype=np.float32)
+        self.fresh = np.zeros(len(strokes), dtype=bool)  # drawn at least once
 
     def __len__(self) -> int:
         return len(self.strokes)
 
     def __getitem__(self, indices: Any) -> tuple[torch.Tensor, torch.Tensor]:
         index = np.atleast_1d(np.asarray(indices, dtype=np.int64))
-        images = np.stack([render_input(self.strokes.strokes[i], self.rng, self.strokes.style)
-                           for i in index]).reshape(len(index), -1)
-        return torch.from_numpy(images), self.labels[index]
+        redraw = ~self.fresh[index] | (self.rng.random(len(index)) < self.strokes.refresh)
+        for i in index[redraw]:
+            self.drawn[i] = render_input(self.strokes.strokes[i], self.rng, self.strokes.style).ravel()
+            self.fresh[i] = True
+        return torch.from_numpy(self.drawn[index]), self.labels[index]
 
     def eval_view(self) -> TensorDataset:
         """One fixed drawing of every trajectory (for a clean train accuracy in the report)."""
@@ -137,7 +144,7 @@ def _relabel(pool: Any, own: tuple[str, ...], common: tuple[str, ...], name: str
     if isinstance(pool, LabeledImages):
         return LabeledImages(pool.images, mapping[pool.labels])
     if isinstance(pool, StrokeSet):
-        return StrokeSet(pool.strokes, mapping[pool.labels], pool.writers, pool.style)
+        return StrokeSet(pool.strokes, mapping[pool.labels], pool.writers, pool.style, pool.refresh)
     raise TypeError(f"cannot relabel a {type(pool).__name__}")
 
 

@@ -66,6 +66,9 @@ class StrokeSet:
     labels: np.ndarray
     writers: np.ndarray
     style: Any = None  # handwriting.render.StrokeStyle used to draw them for training
+    # Share of drawings drawn anew each time they are served in training (1: every time);
+    # the rest reuse their last drawing, which bounds the drawing cost per epoch.
+    refresh: float = 1.0
 
     def __post_init__(self) -> None:
         if not (len(self.strokes) == len(self.labels) == len(self.writers)):
@@ -81,5 +84,5 @@ class StrokeSet:
         indices = np.asarray(indices, dtype=np.int64)
         return StrokeSet(
             tuple(self.strokes[i] for i in indices), self.labels[indices],
-            self.writers[indices], self.style,
+            self.writers[indices], self.style, self.refresh,
         )
