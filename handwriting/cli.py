@@ -29,11 +29,13 @@ def default_model_dir() -> Path:
 
 
 def _cmd_promote(args: argparse.Namespace) -> int:
-    from handwriting.promotion import best_run, find_runs, promote
+    from handwriting.promotion import best_run, find_runs, promote, ranks_by_drawn
 
     candidates = find_runs(args.directory)
     best = best_run(candidates)
-    print(f"{len(candidates)} finished run(s); best by val/acc: {best.run_dir} ({best.score:.4f})")
+    by_drawn = ranks_by_drawn(candidates)
+    metric, score = ("drawn/val_acc", best.drawn_score) if by_drawn else ("val/acc", best.score)
+    print(f"{len(candidates)} finished run(s); best by {metric}: {best.run_dir} ({score:.4f})")
     result = promote(best, args.to, force=args.force)
     print(f"{'Promoted' if result.promoted else 'Not promoted'} -> {result.path}: {result.reason}")
     return 0
@@ -164,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     model_dir = str(default_model_dir())
 
-    p = sub.add_parser("promote", help="promote the best run (by val/acc) under a run or sweep dir")
+    p = sub.add_parser("promote", help="promote the best run (by drawn/val_acc when all runs have it, else val/acc) under a run or sweep dir")
     p.add_argument("directory", help="a run dir or a sweep dir containing run.json files")
     p.add_argument("--to", default=model_dir, help=f"promoted model dir (default {model_dir})")
     p.add_argument("--force", action="store_true", help="promote even if not better / other data")

@@ -104,12 +104,17 @@ def find_runs(directory: str | Path) -> list[Candidate]:
     return [Candidate.from_run_dir(p.parent) for p in sorted(directory.rglob(RUN_SUMMARY))]
 
 
+def ranks_by_drawn(candidates: list[Candidate]) -> bool:
+    """Whether runs are ranked on drawn/val_acc: all have it, on the same drawings."""
+    drawn = {c.drawn_fingerprint for c in candidates}
+    return len(drawn) == 1 and all(c.drawn_score is not None for c in candidates)
+
+
 def rank_runs(candidates: list[Candidate]) -> list[Candidate]:
     """Best first: by drawn validation accuracy when every run has one on the same
     drawings, else by validation accuracy; then val/acc, the lower validation loss, and
     the order given."""
-    drawn = {c.drawn_fingerprint for c in candidates}
-    by_drawn = len(drawn) == 1 and all(c.drawn_score is not None for c in candidates)
+    by_drawn = ranks_by_drawn(candidates)
     return sorted(candidates, key=lambda c: (
         -(c.drawn_score or 0.0) if by_drawn else 0.0, -c.score,
         float(c.metrics.get("val/loss", float("inf")))
