@@ -97,8 +97,8 @@ def model_panel(predictor: Predictor, path: Path) -> None:
     st.metric("Test accuracy", rows.pop("Test accuracy"))
     drawn = predictor.metadata.get("metrics", {}).get("drawn/acc")
     drawn_text = rows.pop("Real drawings (held-out writers)")
-    if drawn is None:
-        st.warning(f"Real drawings: {drawn_text}.")
+    if drawn is None:  # a caption, not a warning: the page's warnings are about the drawing
+        st.caption(f":orange[**Real drawings:** {drawn_text}.]")
     else:
         st.metric("Real drawings (held-out writers)", f"{drawn:.1%}",
                   help=f"Drawings by writers the model never saw: {drawn_text}")
