@@ -272,8 +272,9 @@ def summary_table(groups: list[Group]) -> str:
 def group_table(group: Group) -> str:
     has_official = group.official is not None
     headers = ["seed", "val acc %", "test acc %"] + (["official 10k test %"] if has_official else [])
-    headers += ["drawn %", "worst writer %", "train acc %", "epochs", "best epoch", "time",
-                "s / epoch"]
+    has_drawn = group.stat("drawn/acc") is not None
+    headers += (["drawn %", "worst writer %"] if has_drawn else []) + [
+        "train acc %", "epochs", "best epoch", "time", "s / epoch"]
     rows = []
     for run in group.runs:
         m = run.metrics
@@ -281,8 +282,8 @@ def group_table(group: Group) -> str:
         rows.append(
             [str(run.seed), one(m.get("val/acc")), one(m.get("test/acc"))]
             + ([one(run.official_test)] if has_official else [])
-            + [one(m.get("drawn/acc")), one(m.get("drawn/worst_writer_acc")),
-               one(m.get("train/acc")), one(epochs, percent=False), str(run.best_epoch or "n/a"),
+            + ([one(m.get("drawn/acc")), one(m.get("drawn/worst_writer_acc"))] if has_drawn else [])
+            + [one(m.get("train/acc")), one(epochs, percent=False), str(run.best_epoch or "n/a"),
                f"{m.get('train_seconds', float('nan')):.0f} s",
                f"{m.get('train_seconds', float('nan')) / epochs:.1f}" if epochs == epochs and epochs else "n/a"]
         )
@@ -290,13 +291,15 @@ def group_table(group: Group) -> str:
     rows.append(
         ["**mean ± std**", pct(group.stat("val/acc")), pct(group.stat("test/acc"))]
         + ([pct(group.official)] if has_official else [])
-        + [pct(group.stat("drawn/acc")), pct(group.stat("drawn/worst_writer_acc")),
-           pct(group.stat("train/acc")), "", "", seconds(time_stats), ""]
+        + ([pct(group.stat("drawn/acc")), pct(group.stat("drawn/worst_writer_acc"))]
+           if has_drawn else [])
+        + [pct(group.stat("train/acc")), "", "", seconds(time_stats), ""]
     )
     rows.append(["min / max", pct_range(group.stat("val/acc")), pct_range(group.stat("test/acc"))]
                 + ([pct_range(group.official)] if has_official else [])
-                + [pct_range(group.stat("drawn/acc")), pct_range(group.stat("drawn/worst_writer_acc")),
-                   "", "", "", "", ""])
+                + ([pct_range(group.stat("drawn/acc")),
+                    pct_range(group.stat("drawn/worst_writer_acc"))] if has_drawn else [])
+                + ["", "", "", "", ""])
     return md_table(headers, rows)
 
 

@@ -49,12 +49,14 @@ run_experiments = load_script("run_experiments")
 
 def fake_run(run_dir: Path, seed: int, val: float, test: float, seconds: float,
              overrides: list[str], source: str = "mnist", official: float | None = None,
-             epochs: int = 10, best_epoch: int = 7, hidden: tuple[int, ...] = (128, 128)) -> None:
+             epochs: int = 10, best_epoch: int = 7, hidden: tuple[int, ...] = (128, 128),
+             drawn: tuple[float, float] | None = None) -> None:
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([*overrides, f"seed={seed}"]))
     summary = {
         "metrics": {"val/acc": val, "test/acc": test, "train/acc": 0.99, "epochs": float(epochs),
-                    "train_seconds": seconds},
+                    "train_seconds": seconds,
+                    **({"drawn/acc": drawn[0], "drawn/worst_writer_acc": drawn[1]} if drawn else {})},
         "best_checkpoint": str(run_dir / "checkpoints" / f"epoch{best_epoch - 1:03d}-val_acc{val:.4f}.ckpt"),
         "config": {"seed": seed, "lr": 0.001,
                    "model": {"hidden_sizes": list(hidden), "lr": 0.001, "dropout": 0.0,
@@ -89,6 +91,10 @@ def fabricated(tmp_path: Path) -> Path:
         fake_run(out / "arch_pick_embedded" / str(i), seed, 0.9, test, 50.0,
                  ["+experiment=strong_mlp", f"model.hidden_sizes=[{','.join(map(str, hidden))}]"],
                  source="embedded", official=official, hidden=hidden)
+    # The app model: real drawings by held-out writers beside the MNIST test accuracy.
+    for i, (seed, drawn) in enumerate([(1, (0.98, 0.95)), (2, (0.99, 0.96))]):
+        fake_run(out / "app_model" / str(i), seed, 0.99, 0.994, 300.0, ["+experiment=app_model"],
+                 drawn=drawn)
     return out
 
 
@@ -104,7 +110,12 @@ def test_make_results_tables_hold_the_right_numbers(fabricated: Path, tmp_path: 
     assert cells[1] == "mnist 55,000/5,000/10,000" and cells[2] == "3"
     assert cells[3] == "98.00 ± 1.00" and cells[4] == "98.00 ± 1.00"
     assert cells[5] == "97.00 / 99.00" and cells[7] == "97.5: met"
-    assert cells[8] == "10 (7)" and cells[9] == "110 s (100-120)"
+    assert cells[8] == ""  # never scored on real drawings
+    assert cells[9] == "10 (7)" and cells[10] == "110 s (100-120)"
+    app_row = next(line for line in summary.splitlines() if line.startswith("| app_model"))
+    drawn_cell = [c.strip() for c in app_row.strip("|").split("|")][8]
+    # drawn 98/99 -> 98.50 (target 98.5 met), worst writer 95/96 -> 95.50 (target 95 met)
+    assert drawn_cell == "98.50 ± 0.71 (worst writer 95.50 ± 0.71); target 98.5 / 95: met"
     # Two configurations in one sweep are two groups, each with its own statistics.
     rows = [line for line in summary.splitlines() if line.startswith("| arch_pick_embedded")]
     assert len(rows) == 2

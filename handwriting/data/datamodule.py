@@ -9,6 +9,7 @@ whole batches after transfer, in training only.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 from typing import Any, Protocol
 
 import numpy as np
@@ -112,8 +113,10 @@ class HandwritingDataModule(pl.LightningDataModule):
         return fingerprint(self.splits, self.classes, self.source_name)
 
     def sizes(self) -> dict[str, int]:
+        """Images (or drawings) per split; canvas redraws of the training digits not counted."""
         self._require_setup()
-        return {name: len(ds) for name, ds in self._datasets.items()}
+        assert self.splits is not None
+        return {name: len(getattr(self.splits, name)) for name in ("train", "val", "test")}
 
     def dataset(self, name: str) -> Dataset:
         self._require_setup()
@@ -142,9 +145,15 @@ class HandwritingDataModule(pl.LightningDataModule):
         # batch_size=None + a BatchSampler as sampler: the dataset is indexed with a list of
         # indices once per batch instead of once per image. Strokes are drawn in a worker
         # process, beside the training step instead of before it.
-        draws = shuffle and not isinstance(dataset, TensorDataset)
+        # Not from a daemon process (e.g. a joblib/multiprocessing job): it may not fork.
+        draws = (shuffle and not isinstance(dataset, TensorDataset)
+                 and not multiprocessing.current_process().daemon)
+        # fork where there is one: a job runner (joblib's loky) may set a start method that
+        # would have to pickle the dataset and its drawing generator.
+        context = "fork" if draws and "fork" in multiprocessing.get_all_start_methods() else None
         return DataLoader(dataset, sampler=BatchSampler(sampler, batch, drop_last=False),
-                          batch_size=None, num_workers=1 if draws else 0, persistent_workers=draws)
+                          batch_size=None, num_workers=1 if draws else 0, persistent_workers=draws,
+                          multiprocessing_context=context)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
