@@ -98,7 +98,7 @@ def model_panel(predictor: Predictor, path: Path) -> None:
     drawn = predictor.metadata.get("metrics", {}).get("drawn/acc")
     drawn_text = rows.pop("Real drawings (held-out writers)")
     if drawn is None:  # a caption, not a warning: the page's warnings are about the drawing
-        st.caption(f":orange[**Real drawings:** {drawn_text}.]")
+        st.caption(f":orange[{drawn_text[0].upper()}{drawn_text[1:]}.]")
     else:
         st.metric("Real drawings (held-out writers)", f"{drawn:.1%}",
                   help=f"Drawings by writers the model never saw: {drawn_text}")
