@@ -80,7 +80,6 @@ class HandwritingDataModule(pl.LightningDataModule):
         self.source_name = ""
         self._datasets: dict[str, Dataset] = {}
         self._train_weights: np.ndarray | None = None
-        self.data: SourceData | None = None
 
     def setup(self, stage: str | None = None) -> None:
         """Load and split once; Lightning calls this again per stage, which is then free."""
@@ -90,7 +89,6 @@ class HandwritingDataModule(pl.LightningDataModule):
         self.splits = make_splits(data, seed=self.split_seed, **self.split)
         self.classes = data.classes
         self.source_name = data.name
-        self.data = data
         pool = self.splits.train
         if self.redraw > 0 and isinstance(pool, LabeledImages):
             # Training digits also drawn as canvas strokes, `redraw` times as likely each.
