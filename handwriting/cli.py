@@ -137,7 +137,8 @@ def _cmd_drawn(args: argparse.Namespace) -> int:
     path = Path(args.model)
     predictor = Predictor.from_checkpoint(path / "model.ckpt" if path.is_dir() else path)
     trained = ((predictor.metadata.get("config") or {}).get("pendigits") or {})
-    evaluation = DrawnEvaluation(PenDigits(cache_dir=args.cache_dir, download=False))
+    evaluation = DrawnEvaluation(PenDigits(cache_dir=args.cache_dir, download=False,
+                                           unipen_file=args.unipen_file))
     held = {"val_writers": 4, "test_writers": 6, "split_seed": 0}
     if trained and any(trained.get(k, v) != v for k, v in held.items()):
         print(f"warning: the model was trained with pendigits {trained}; the held-out writers "
@@ -215,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("drawn", help="accuracy on real drawings by held-out writers (pen digits)")
     p.add_argument("--model", default=model_dir, help="model.ckpt or a promoted dir")
     p.add_argument("--cache-dir", default=None, help="pen-digit cache (default: the data cache)")
+    p.add_argument("--unipen-file", default=None, help="your own UNIPEN file instead of UCI's")
     p.set_defaults(func=_cmd_drawn)
 
     p = sub.add_parser("info", help="show the promoted model's metrics and provenance")

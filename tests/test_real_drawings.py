@@ -802,3 +802,20 @@ def test_embedded_run_without_pen_files_says_why_it_was_not_scored(tmp_path):
     assert isinstance(summary["drawn_unavailable"], str) and "pen-digit" in summary["drawn_unavailable"]
     assert list(empty.iterdir()) == []  # nothing downloaded
     assert not (run_dir / "report" / "drawn.json").exists()
+
+
+def test_cli_scores_a_promoted_model_on_held_out_writers(tmp_path, capsys):
+    """`handwriting drawn`: the same scores as a run, for any saved model; a clear error
+    (exit 2) when there are no drawings to score on."""
+    from handwriting.cli import main
+    from tests.browser_helpers import write_promoted_model
+
+    write_promoted_model(tmp_path / "model")
+    pen = write_pen_dir(tmp_path / "pen") / TRAIN_FILE
+    # The default split (4 validation, 6 test writers) needs more than the 8 synthetic ones.
+    (tmp_path / "pen" / TRAIN_FILE).write_bytes(unipen_text(writers=12, samples=1).encode())
+    assert main(["drawn", "--model", str(tmp_path / "model"), "--unipen-file", str(pen)]) == 0
+    assert "real drawings by held-out writers" in capsys.readouterr().out
+    assert main(["drawn", "--model", str(tmp_path / "model"),
+                 "--cache-dir", str(tmp_path / "empty")]) == 2
+    assert "handwriting download pendigits" in capsys.readouterr().err
