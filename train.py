@@ -6,6 +6,7 @@ See README.md for the options; `python train.py --help` lists the config groups.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("HANDWRITING_ROOT", str(Path(__file__).resolve().parent))
@@ -21,9 +22,19 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    from handwriting.training import train
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
-    metrics = train(cfg)
+    from handwriting.training import USER_FAULTS, train
+
+    try:
+        metrics = train(cfg)
+    except USER_FAULTS as exc:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # the sweep records this job as failed and goes on
+        # A bad value, a full disk, a diverging run: the message says it all, no traceback.
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     # The value Optuna (and other sweepers) maximize: validation accuracy, never test.
     return float(metrics.get("val/acc", 0.0))
 

@@ -24,7 +24,8 @@ import streamlit as st
 import torch
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from handwriting import collection, serving
+from handwriting import answers, collection, serving
+from handwriting.calibration import NOT_A_DIGIT, NOT_SURE
 from handwriting.inference import ModelLoadError, Predictor
 from handwriting.ocr import TesseractReader
 from handwriting.preprocessing import EmptyImageError
@@ -138,15 +139,32 @@ def probability_chart(reading: serving.Reading, k: int) -> alt.Chart:
     )
 
 
-def show_reading(reading: serving.Reading, k: int = TOP_K) -> None:
+def confidence_help(calibrated: bool) -> str:
+    if calibrated:
+        return ("Calibrated on held-out data: of the answers given at 90 %, about 90 % are "
+                "right. Below the model's threshold it says it is not sure (see the sidebar).")
+    return "The model's raw softmax probability: this model has no calibration."
+
+
+def show_reading(reading: serving.Reading, calibrated: bool, k: int = TOP_K) -> None:
     """The model's answer, its probabilities, its input and Tesseract's answer."""
     prediction = reading.prediction
+    noun = serving.character_noun(prediction.classes)
     answer, confidence = st.columns(2)
-    answer.metric("Model reads", prediction.label)
-    confidence.metric("Confidence", f"{100 * prediction.confidence:.1f} %")
-    top = ", ".join(f"{label} ({100 * p:.1f} %)" for label, p in prediction.top_k(k))
-    st.caption(f"Top {k}: {top}")
-    st.altair_chart(probability_chart(reading, k), width="stretch")
+    answer.metric("Model reads", answers.headline(prediction))
+    if prediction.verdict == NOT_A_DIGIT:
+        # No digit probabilities: they would dress up a photo or a scribble as a "1".
+        confidence.metric("Not a digit", answers.percent(prediction.junk_score or 0.0),
+                          help="The junk detector's probability that this is not a digit.")
+        st.error(answers.explanation(prediction, noun), icon=":material/block:")
+    else:
+        confidence.metric("Confidence", f"{100 * prediction.confidence:.1f} %",
+                          help=confidence_help(calibrated))
+        if prediction.verdict == NOT_SURE:
+            st.warning(answers.explanation(prediction, noun), icon=":material/help:")
+        top = ", ".join(f"{label} ({100 * p:.1f} %)" for label, p in prediction.top_k(k))
+        st.caption(f"Top {k}: {top}")
+        st.altair_chart(probability_chart(reading, k), width="stretch")
 
     seen, tesseract = st.columns(2)
     with seen:
@@ -275,7 +293,7 @@ def draw_digit(predictor: Predictor, settings: Settings) -> None:
             serving.empty_canvas_message(noun), f"Draw a {noun} on the left, then press **Read**.",
         )
         if reading is not None:
-            show_reading(reading)
+            show_reading(reading, predictor.calibration is not None)
             if collection.saving_enabled():
                 save_panel(predictor, rgba, reading, digest)
 
@@ -326,7 +344,7 @@ def upload_digit(predictor: Predictor, settings: Settings) -> None:
         )
         if reading is None:
             return
-        show_reading(reading)
+        show_reading(reading, predictor.calibration is not None)
     with upload_column:
         st.image(upload.getvalue(), caption=upload.name, width=CANVAS_SIZE)
 
@@ -356,7 +374,11 @@ def single_digit_mode(predictor: Predictor, settings: Settings) -> None:
 # --------------------------------------------------------------------------- number mode
 
 
-def show_line_reading(line: serving.LineReading, noun: str) -> None:
+def answer_threshold(predictor: Predictor) -> float | None:
+    return predictor.calibration.answer_threshold if predictor.calibration else None
+
+
+def show_line_reading(line: serving.LineReading, noun: str, threshold: float | None) -> None:
     """The string read, its confidence, each segmented character with its label and
     confidence, and Tesseract's reading of the whole line."""
     number = line.number
@@ -368,6 +390,12 @@ def show_line_reading(line: serving.LineReading, noun: str) -> None:
         help=f"Product of the {noun}s' confidences: how sure the model is of the whole string.",
     )
     weakest.metric(f"Least sure {noun}", f"{100 * number.min_confidence:.1f} %")
+    confidences = [c.confidence for c in number.characters]
+    weakest_at = answers.weakest_index(confidences)
+    unsure = [i + 1 for i, c in enumerate(confidences) if threshold is not None and c < threshold]
+    if unsure:
+        st.warning(f"Not sure of {noun} {', '.join(map(str, unsure))} (counted from the left): "
+                   "it is marked below with its best guesses.", icon=":material/help:")
 
     characters, tesseract = st.columns([3, 1], gap="large")
     with characters:
@@ -375,10 +403,13 @@ def show_line_reading(line: serving.LineReading, noun: str) -> None:
         chars = number.characters
         for start in range(0, len(chars), CHARACTERS_PER_ROW):
             row = chars[start : start + CHARACTERS_PER_ROW]
-            for column, char in zip(st.columns(CHARACTERS_PER_ROW), row, strict=False):
+            for offset, (column, char) in enumerate(
+                zip(st.columns(CHARACTERS_PER_ROW), row, strict=False)
+            ):
+                note = answers.character_note(char.confidence, start + offset == weakest_at, threshold)
                 column.image(
                     serving.enlarge(char.image, CHARACTER_SCALE),
-                    caption=serving.character_caption(char),
+                    caption=serving.character_caption(char, note),
                 )
     with tesseract:
         st.markdown("**Tesseract on the whole line**")
@@ -430,7 +461,7 @@ def draw_number(predictor: Predictor, settings: Settings) -> None:
         serving.empty_number_message(noun), f"Write {what} above, then press **Read**.",
     )
     if line is not None:
-        show_line_reading(line, noun)
+        show_line_reading(line, noun, answer_threshold(predictor))
 
 
 def upload_number(predictor: Predictor, settings: Settings) -> None:
@@ -446,7 +477,7 @@ def upload_number(predictor: Predictor, settings: Settings) -> None:
         serving.empty_number_upload_message(noun),
     )
     if line is not None:
-        show_line_reading(line, noun)
+        show_line_reading(line, noun, answer_threshold(predictor))
 
 
 def number_mode(predictor: Predictor, settings: Settings) -> None:

@@ -55,11 +55,20 @@ class TrainSchema:
     paths: Any = MISSING
     pendigits: Any = None
     drawn: Any = None
+    confidence: Any = None
     experiment_name: str | None = None
+
+
+def gpus_for(accelerator: str, devices: Any) -> int | None:
+    """GPUs per node to ask SLURM for: the trainer's devices when it trains on GPUs, none
+    (``None``: no --gpus-per-node at all) on CPU nodes, where a GPU request cannot be met."""
+    return int(devices) if str(accelerator) in ("gpu", "cuda") else None
 
 
 def register_configs() -> None:
     ConfigStore.instance().store(name="train_schema", node=TrainSchema)
+    # experiments/launcher/slurm.yaml: gpus_per_node follows trainer.accelerator.
+    OmegaConf.register_new_resolver("gpus_for", gpus_for, replace=True)
 
 
 def validate(cfg: DictConfig) -> None:

@@ -14,11 +14,14 @@ class SweepSummaryCallback(Callback):
         self.promote = promote
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from handwriting.promotion import PromotionError
         from handwriting.sweep import summarize
 
         sweep_dir = Path(config.hydra.sweep.dir)
         promote_to = config.promote.dir if self.promote and config.promote.enabled else None
         try:
             summarize(sweep_dir, promote_to=promote_to, force=False)
-        except ValueError as exc:  # every job failed: say so instead of crashing the sweep
+        # Every job failed, or the promoted folder is full or read-only: say so in words
+        # instead of crashing the finished sweep (its runs can be promoted later).
+        except (ValueError, PromotionError) as exc:
             print(f"sweep summary: {exc}")

@@ -9,6 +9,7 @@ with ``weights_only=True`` and ``load_from_checkpoint`` works without Hydra.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,15 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 SCHEDULERS = ("none", "onecycle", "cosine")
+# More classes than any character set this project reads (EMNIST byclass: 62). A data
+# source implying more is almost surely a bad label, and the report's confusion matrix
+# grows with the square of the class count.
+MAX_CLASSES = 1000
+
+
+class NonFiniteLossError(ArithmeticError):
+    """Training diverged (the loss became NaN or infinite): the run stops, nothing is
+    promoted."""
 
 
 def build_mlp(
@@ -55,12 +65,15 @@ def check_hyperparameters(
         raise ValueError(f"model.hidden_sizes must be positive integers, got {list(hidden_sizes)}")
     if num_classes < 2:
         raise ValueError(f"need at least 2 classes, got {num_classes}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+    if num_classes > MAX_CLASSES:
+        raise ValueError(f"{num_classes} classes is more than the {MAX_CLASSES} this project "
+                         "supports: check the labels of the data")
+    if not (math.isfinite(lr) and lr > 0):  # lr=inf trains NaNs
+        raise ValueError(f"lr must be > 0 and finite, got {lr}")
     if not 0 <= dropout < 1:
         raise ValueError(f"model.dropout must be in [0, 1), got {dropout}")
-    if weight_decay < 0:
-        raise ValueError(f"model.weight_decay must be >= 0, got {weight_decay}")
+    if not (math.isfinite(weight_decay) and weight_decay >= 0):
+        raise ValueError(f"model.weight_decay must be >= 0 and finite, got {weight_decay}")
     if scheduler not in SCHEDULERS:
         raise ValueError(f"model.scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
 
@@ -144,7 +157,15 @@ class MLPClassifier(pl.LightningModule):
         return loss
 
     def on_train_epoch_end(self) -> None:
-        self.log("train/loss", self.train_loss.compute(), prog_bar=True, sync_dist=True)
+        loss = self.train_loss.compute()
+        if not bool(torch.isfinite(loss)):
+            # Diverged weights stay diverged: stop here rather than train, report and
+            # promote NaNs. Raised before this epoch's metrics are logged.
+            raise NonFiniteLossError(
+                f"Training diverged: the mean training loss of epoch {self.current_epoch} is "
+                f"{float(loss)} (lr={self.hparams['lr']:g}). The run stopped and nothing was "
+                "promoted. Lower the learning rate (e.g. lr=0.001) and train again.")
+        self.log("train/loss", loss, prog_bar=True, sync_dist=True)
         self.log("train/acc", self.train_acc.compute(), prog_bar=True, sync_dist=True)
         self.train_loss.reset()
         self.train_acc.reset()

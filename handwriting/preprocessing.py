@@ -12,7 +12,9 @@ the aspect ratio, centre of mass at the centre of a 28x28 field).
 from __future__ import annotations
 
 import io
+import re
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -56,21 +58,42 @@ def _describe(source: ImageSource) -> str:
     if isinstance(source, str | Path):
         return f"'{source}'"
     if isinstance(source, bytes | bytearray):
-        return f"the uploaded data ({len(source)} bytes)"
-    return f"the file object {getattr(source, 'name', type(source).__name__)!r}"
+        return f"the uploaded data ({len(source):,} bytes)"
+    name = getattr(source, "name", None)
+    return f"'{name}'" if isinstance(name, str) else "the uploaded file"
 
 
-def load_image(source: ImageSource, max_pixels: int = 25_000_000) -> Image.Image:
+def _plain(exc: BaseException) -> str:
+    """PIL's message without object reprs ("<_io.BytesIO object at 0x7f...>"): they tell a
+    reader nothing and leak internals into the page."""
+    text = re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", str(exc)).strip(" :")
+    return text or type(exc).__name__
+
+
+def load_image(
+    source: ImageSource,
+    max_pixels: int = 25_000_000,
+    *,
+    name: str | None = None,
+    formats: Sequence[str] | None = None,
+    accepted: str = _ACCEPTED,
+) -> Image.Image:
     """Open, verify and fully decode an image, so every failure surfaces here as
     ``ImageError`` (with the source named) instead of deep inside the pipeline.
 
     ``max_pixels`` guards against decompression bombs: images with more pixels
-    are refused before their pixel data is decoded.
+    are refused before their pixel data is decoded. ``name``: how messages call the
+    source (an upload's file name instead of "the uploaded data"); ``formats``: PIL format
+    names to try (None: all PIL knows), so a server decodes only what it offers;
+    ``accepted``: how messages name those formats.
     """
-    what = _describe(source)
+    what = f"'{name}'" if name else _describe(source)
+    start = what[0].upper() + what[1:]
     try:
         if isinstance(source, str | Path):
             path = Path(source)
+            if path.is_dir():
+                raise ImageError(f"Cannot read image {what}: it is a folder, not an image file.")
             if not path.is_file():
                 raise ImageError(f"Cannot read image {what}: no such file.")
             data = path.read_bytes()
@@ -81,33 +104,39 @@ def load_image(source: ImageSource, max_pixels: int = 25_000_000) -> Image.Image
             if not isinstance(data, bytes):
                 raise ImageError(f"Cannot read image from {what}: open it in binary mode ('rb').")
     except OSError as exc:
-        raise ImageError(f"Cannot read image {what}: {exc}") from exc
+        raise ImageError(f"Cannot read image {what}: {exc.strerror or _plain(exc)}") from exc
     if not data:
-        raise ImageError(f"Cannot read image {what}: it is empty. Expected a {_ACCEPTED}.")
+        raise ImageError(f"{start} is empty (0 bytes). Expected a {accepted}.")
 
+    allowed = list(formats) if formats is not None else None
     try:
         with warnings.catch_warnings():
             # Our own max_pixels check replaces PIL's global bomb warning.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as probe:
+            with Image.open(io.BytesIO(data), formats=allowed) as probe:
                 width, height = probe.size
                 if width * height > max_pixels:
                     raise ImageError(
-                        f"Image {what} is {width}x{height} = {width * height:,} pixels, more than "
-                        f"the allowed {max_pixels:,}. Downscale it (a digit needs only a few "
+                        f"{start} is {width}x{height} pixels ({width * height:,}), more than "
+                        f"the {max_pixels:,} allowed. Downscale it (a digit needs only a few "
                         "hundred pixels per side) and try again."
                     )
                 probe.verify()  # structural check (e.g. PNG CRCs); leaves `probe` unusable
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=allowed)
             image.load()  # decodes pixels: truncated files fail here
             image = ImageOps.exif_transpose(image)  # phone photos: honour the EXIF orientation
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"Image {what} is too large to decode safely: {exc}") from exc
-    except (OSError, SyntaxError, ValueError, EOFError, Image.UnidentifiedImageError) as exc:
+        raise ImageError(f"{start} is too large to decode safely. Downscale it and try again.") from exc
+    except Image.UnidentifiedImageError as exc:
         raise ImageError(
-            f"Cannot read {what} as an image ({exc}). Expected a complete, uncorrupted {_ACCEPTED}."
+            f"{start} could not be read as an image: it is not a {accepted}, or it is damaged."
+        ) from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(
+            f"{start} could not be read as an image: the file is damaged or cut short "
+            f"({_plain(exc)}). Expected a complete {accepted}."
         ) from exc
     return image
 
@@ -288,7 +317,8 @@ def _ink_bbox(ink: np.ndarray, noise: float) -> tuple[int, int, int, int] | None
     if n > 1:
         sizes = np.bincount(labels.ravel())[1:]
         keep = sizes >= max(1.0, 0.01 * sizes.sum())
-        mask = keep[labels - 1] & mask
+        if keep.any():  # all specks (salt-and-pepper noise): keep them all rather than none
+            mask = keep[labels - 1] & mask
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 

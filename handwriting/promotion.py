@@ -5,20 +5,26 @@ test would make the test number optimistic); a candidate replaces the promoted m
 only when it is better on the *same* evaluation data (same data fingerprint) unless
 forced; the file is written to a temporary name and ``os.replace``d, so a reader sees
 either the old or the new model, never half a file; concurrent promoters serialize on
-a lock file; the replaced model is kept under ``history/``.
+a lock file; the replaced model is kept under ``history/`` under a name no other
+promotion can take (a hard link: no copy that a full disk could cut short).
 
 The promoted ``model.ckpt`` is a slim Lightning checkpoint (weights + hyperparameters +
-a ``handwriting`` metadata block); ``model.json`` beside it is a readable copy of the
-metadata.
+a ``handwriting`` metadata block) and the authority; ``model.json`` beside it is a
+readable copy of that block plus the ``model_sha256`` of the ``model.ckpt`` it describes.
+Both files are written in full before either is renamed into place, so a full or
+read-only disk changes nothing; :func:`read_promoted` reads the pair consistently (under
+the promoters' lock, checked by the hash).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
+import io
+import itertools
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,16 +34,42 @@ from typing import Any
 
 import torch
 
-from handwriting.inference import ModelLoadError, ModelNotFoundError, read_checkpoint
+from handwriting.atomic import (
+    FileWriteError,
+    describe_os_error,
+    discard,
+    publish,
+    stage,
+    strict_json,
+)
+from handwriting.calibration import read_run_calibration
+from handwriting.inference import (
+    CALIBRATION_KEY,
+    ModelLoadError,
+    ModelNotFoundError,
+    read_checkpoint,
+)
 from handwriting.provenance import project_root
+from handwriting.runs import (  # noqa: F401 - re-exported: promotion's public names
+    DRAWN_SELECTION_METRIC,
+    RUN_SUMMARY,
+    SELECTION_METRIC,
+    BadRunError,
+    Candidate,
+    best_run,
+    find_runs,
+    rank_runs,
+    ranks_by_drawn,
+)
 
 MODEL_FILE = "model.ckpt"
 META_FILE = "model.json"
-RUN_SUMMARY = "run.json"
-SELECTION_METRIC = "val/acc"
-# The app reads drawings: when two models were scored on the same held-out validation
-# writers' drawings, that accuracy decides (drawn.py); test writers never decide.
-DRAWN_SELECTION_METRIC = "drawn/val_acc"
+HISTORY = "history"
+
+
+class PromotionError(FileWriteError):
+    """The promotion could not be written (disk full, read-only folder...); the promoted
+    model is unchanged and no partial file was left."""
 
 
 def default_promoted_dir() -> Path:
@@ -49,46 +81,6 @@ def default_promoted_dir() -> Path:
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """A finished run's best checkpoint and what is known about it."""
-
-    checkpoint: Path
-    metrics: dict[str, float]
-    config: dict[str, Any]
-    data_fingerprint: str
-    run_dir: Path
-    code: dict[str, Any] | None = None  # git commit and library versions (provenance.py)
-    drawn_fingerprint: str | None = None  # held-out drawings it was scored on (drawn.py)
-
-    @property
-    def score(self) -> float:
-        return float(self.metrics[SELECTION_METRIC])
-
-    @property
-    def drawn_score(self) -> float | None:
-        value = self.metrics.get(DRAWN_SELECTION_METRIC)
-        return float(value) if value is not None and self.drawn_fingerprint else None
-
-    @classmethod
-    def from_run_dir(cls, run_dir: str | Path) -> Candidate:
-        run_dir = Path(run_dir)
-        summary_path = run_dir / RUN_SUMMARY
-        try:
-            summary = json.loads(summary_path.read_text())
-        except FileNotFoundError as exc:
-            raise FileNotFoundError(
-                f"{summary_path} not found: {run_dir} is not a finished training run"
-            ) from exc
-        checkpoint = Path(summary["best_checkpoint"])
-        if not checkpoint.is_absolute():
-            checkpoint = run_dir / checkpoint
-        return cls(
-            checkpoint, summary["metrics"], summary["config"], summary["data_fingerprint"], run_dir,
-            summary.get("code"), summary.get("drawn_fingerprint"),
-        )
-
-
-@dataclass(frozen=True)
 class PromotionResult:
     promoted: bool
     reason: str
@@ -96,67 +88,48 @@ class PromotionResult:
     previous_score: float | None = None
 
 
-def find_runs(directory: str | Path) -> list[Candidate]:
-    """Every finished run at or below ``directory`` (a run dir or a whole sweep)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"{directory} is not a directory")
-    return [Candidate.from_run_dir(p.parent) for p in sorted(directory.rglob(RUN_SUMMARY))]
-
-
-def ranks_by_drawn(candidates: list[Candidate]) -> bool:
-    """Whether runs are ranked on drawn/val_acc: all have it, on the same drawings."""
-    drawn = {c.drawn_fingerprint for c in candidates}
-    return len(drawn) == 1 and all(c.drawn_score is not None for c in candidates)
-
-
-def rank_runs(candidates: list[Candidate]) -> list[Candidate]:
-    """Best first: by drawn validation accuracy when every run has one on the same
-    drawings, else by validation accuracy; then val/acc, the lower validation loss, and
-    the order given."""
-    by_drawn = ranks_by_drawn(candidates)
-    return sorted(candidates, key=lambda c: (
-        -(c.drawn_score or 0.0) if by_drawn else 0.0, -c.score,
-        float(c.metrics.get("val/loss", float("inf")))
-    ))
-
-
-def best_run(candidates: list[Candidate]) -> Candidate:
-    """The first of :func:`rank_runs`."""
-    if not candidates:
-        raise ValueError("no finished runs (no run.json) found to promote")
-    return rank_runs(candidates)[0]
+def _failure(directory: Path, exc: OSError, run_dir: Path | None = None) -> PromotionError:
+    again = f"handwriting promote {run_dir}" if run_dir else "handwriting promote <run dir>"
+    return PromotionError(
+        f"Could not promote to {directory}: {describe_os_error(exc)} "
+        f"({exc.filename or directory}). The promoted model is unchanged and no partial file "
+        f"was left. Free some space or make the folder writable (or choose another one with "
+        f"--to DIR / promote.dir=DIR), then run: {again}"
+    )
 
 
 @contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    """Serialize promoters across processes (POSIX advisory lock; a no-op elsewhere)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".promote.lock", "a+") as handle:
+def _locked(directory: Path, shared: bool = False) -> Iterator[None]:
+    """Promoters take the lock file exclusively, one after the other, across processes;
+    readers of the model + model.json pair share it (POSIX advisory lock; a no-op
+    elsewhere, and for readers of a folder that has never been promoted to)."""
+    try:
+        if shared:
+            handle = open(directory / ".promote.lock")  # noqa: SIM115 - closed below
+        else:
+            directory.mkdir(parents=True, exist_ok=True)
+            handle = open(directory / ".promote.lock", "a+")  # noqa: SIM115
+    except FileNotFoundError:
+        if not shared:
+            raise
+        yield
+        return
+    except OSError as exc:
+        raise _failure(directory, exc) from exc
+    with handle:
         try:
             import fcntl
         except ImportError:  # pragma: no cover - Windows
             yield
             return
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        if not shared:  # staged files of a promoter that was killed: nobody else writes now
+            with contextlib.suppress(OSError):
+                discard(*directory.glob(".*.tmp"), *directory.joinpath(HISTORY).glob(".*.tmp"))
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def current_metadata(directory: str | Path) -> dict[str, Any] | None:
@@ -214,10 +187,8 @@ def promote(candidate: Candidate, directory: str | Path, force: bool = False) ->
         previous = float(current["metrics"][SELECTION_METRIC]) if current else None
         if not promote_it:
             return PromotionResult(False, reason, target, previous)
-        if target.exists():
-            _archive(target, directory / "history", current)
         metadata = {
-            "metrics": {k: float(v) for k, v in candidate.metrics.items()},
+            "metrics": {k: float(v) for k, v in candidate.metrics.items() if v is not None},
             "config": candidate.config,
             "data_fingerprint": candidate.data_fingerprint,
             "drawn_fingerprint": candidate.drawn_fingerprint,
@@ -234,18 +205,121 @@ def promote(candidate: Candidate, directory: str | Path, force: bool = False) ->
             "pytorch-lightning_version": source.get("pytorch-lightning_version"),
             "handwriting": metadata,
         }
-        _atomic_write(target, lambda handle: torch.save(slim, handle))
-        _atomic_write(
-            directory / META_FILE,
-            lambda handle: handle.write(json.dumps(metadata, indent=2, sort_keys=True).encode()),
-        )
+        # The run's fitted confidence (calibration.py) travels with its weights.
+        calibration = read_run_calibration(candidate.run_dir)
+        if calibration is not None:
+            slim[CALIBRATION_KEY] = calibration.to_dict()
+            metadata["calibration"] = calibration.summary()
+        _install(directory, slim, current, candidate.run_dir)
         return PromotionResult(True, reason + corrupt_note, target, previous)
 
 
-def _archive(target: Path, history: Path, meta: dict[str, Any] | None) -> None:
-    """Keep the model being replaced: nothing promoted is ever lost."""
+def _install(directory: Path, slim: dict[str, Any], replaced: dict[str, Any] | None,
+             run_dir: Path) -> None:
+    """Write model.ckpt and model.json in full, keep the model they replace, then rename
+    both into place. Any OSError (disk full, read-only) before the renames changes nothing
+    and leaves nothing behind: it is raised as a PromotionError saying so."""
+    target, meta_path = directory / MODEL_FILE, directory / META_FILE
+    buffer = io.BytesIO()  # serialized first: torch's file writer reports ENOSPC cryptically
+    torch.save(slim, buffer)
+    blob = buffer.getvalue()
+    copy = {**slim["handwriting"], "model_file": MODEL_FILE,
+            "model_sha256": hashlib.sha256(blob).hexdigest()}
+    staged_model = staged_meta = kept = None
+    try:
+        staged_model = stage(target, blob)
+        staged_meta = stage(meta_path, strict_json(copy, indent=2, sort_keys=True).encode())
+        if target.exists():
+            kept = _archive(target, directory / HISTORY, replaced)
+        publish(staged_model, target)
+        staged_model = None
+        publish(staged_meta, meta_path)
+        staged_meta = None
+    except OSError as exc:
+        discard(staged_model, staged_meta)
+        if kept is not None and staged_model is not None:  # model not replaced: no duplicate
+            discard(kept)
+        raise _failure(directory, exc, run_dir) from exc
+
+
+@dataclass(frozen=True)
+class PromotedModel:
+    """The promoted model as one consistent read: ``metadata`` is model.ckpt's own block
+    (the authority); ``copy`` is model.json when it describes exactly this model.ckpt
+    (its ``model_sha256`` matches), else ``None`` (a promoter died between the renames)."""
+
+    checkpoint: dict[str, Any]
+    metadata: dict[str, Any]
+    copy: dict[str, Any] | None
+
+
+def read_promoted(directory: str | Path) -> PromotedModel:
+    """Read model.ckpt and model.json together, never one from before and one from after
+    a promotion: under the promoters' lock (shared), and checked by model.json's hash."""
+    directory = Path(directory)
+    with _locked(directory, shared=True):
+        checkpoint = read_checkpoint(directory / MODEL_FILE)
+        digest = hashlib.sha256((directory / MODEL_FILE).read_bytes()).hexdigest()
+        try:
+            copy = json.loads((directory / META_FILE).read_text())
+        except (OSError, ValueError):
+            copy = None
+    current = isinstance(copy, dict) and copy.get("model_sha256") == digest
+    metadata = checkpoint.get("handwriting")
+    return PromotedModel(checkpoint, metadata if isinstance(metadata, dict) else {},
+                         copy if current else None)
+
+
+def _archive(target: Path, history: Path, meta: dict[str, Any] | None) -> Path:
+    """Keep the model being replaced: nothing promoted is ever lost. The name is never one
+    that exists (same second, same score, same process: a counter is added), and the file
+    is a hard link to the model being replaced, so a full disk cannot cut it short."""
     history.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     tag = f"val{meta['metrics'][SELECTION_METRIC]:.4f}" if meta else "unreadable"
-    destination = history / f"{stamp}-{tag}-{os.getpid()}.ckpt"
-    shutil.copy2(target, destination)
+    base = f"{stamp}-{tag}-{os.getpid()}"
+    for number in itertools.count(1):
+        destination = history / (f"{base}.ckpt" if number == 1 else f"{base}-{number}.ckpt")
+        try:
+            _keep(target, destination)
+        except FileExistsError:
+            continue
+        return destination
+    raise AssertionError("unreachable")
+
+
+def _keep(target: Path, destination: Path) -> None:
+    """``destination`` becomes ``target``'s content, or FileExistsError if it exists. A hard
+    link where the file system allows one, else a full copy published under that name."""
+    try:
+        os.link(target, destination)
+        return
+    except FileExistsError:
+        raise
+    except OSError as exc:  # links unsupported or not allowed (e.g. protected_hardlinks)
+        if exc.errno not in (errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+            raise
+    staged = stage(destination, target.read_bytes())
+    try:
+        # Claim the name first (O_EXCL), so that no other file is ever overwritten.
+        os.close(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except BaseException:
+        discard(staged)
+        raise
+    publish(staged, destination)
+
+
+def recalibrate(directory: str | Path, calibration: Any) -> Path:
+    """Store a new ``Calibration`` (``handwriting calibrate``) with the promoted model: the
+    same weights and metadata, written like a promotion (under the lock, both files
+    replaced whole, the previous file kept in ``history/``)."""
+    directory = Path(directory)
+    with _locked(directory):
+        checkpoint = read_checkpoint(directory / MODEL_FILE)
+        metadata = dict(checkpoint.get("handwriting") or {})
+        replaced = dict(metadata) if SELECTION_METRIC in metadata.get("metrics", {}) else None
+        metadata["calibration"] = calibration.summary()
+        checkpoint["handwriting"] = metadata
+        checkpoint[CALIBRATION_KEY] = calibration.to_dict()
+        _install(directory, checkpoint, replaced, Path(metadata.get("run_dir") or directory))
+    return directory / MODEL_FILE

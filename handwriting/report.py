@@ -4,7 +4,6 @@ numbers a script can compare."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import TensorDataset  # noqa: E402
 from torchmetrics.functional.classification import multiclass_confusion_matrix  # noqa: E402
+
+from handwriting.atomic import strict_json  # noqa: E402
+
+# Bounds that keep a report's memory flat whatever the class count: a figure grows with its
+# size squared (a 1001-class confusion matrix drawn at 0.35 in per class took ~22 GB).
+MAX_FIGURE_INCHES = 16.0
+MAX_TICK_LABELS = 40  # beyond this, class names are unreadable anyway: axes show indices
+MAX_MISCLASSIFIED = 120
 
 
 @dataclass(frozen=True)
@@ -53,11 +60,13 @@ def evaluate(model: torch.nn.Module, dataset: TensorDataset, batch_size: int = 4
 
 
 def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path, title: str) -> None:
-    size = max(5.0, 0.35 * len(classes) + 2)
+    """The confusion matrix as an image, at most MAX_FIGURE_INCHES a side."""
+    size = min(max(5.0, 0.35 * len(classes) + 2), MAX_FIGURE_INCHES)
     fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(confusion, cmap="Blues")
-    ax.set_xticks(range(len(classes)), classes)
-    ax.set_yticks(range(len(classes)), classes)
+    ax.imshow(confusion, cmap="Blues", interpolation="nearest")
+    if len(classes) <= MAX_TICK_LABELS:
+        ax.set_xticks(range(len(classes)), classes)
+        ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
@@ -74,7 +83,9 @@ def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path, title:
 def plot_misclassified(
     images: np.ndarray, evaluation: SplitEvaluation, classes: list[str], path: Path, limit: int = 36
 ) -> int:
-    """Grid of the first ``limit`` test errors, each titled 'true -> predicted'. Returns how many."""
+    """Grid of the first ``limit`` (at most MAX_MISCLASSIFIED) test errors, each titled
+    'true -> predicted'. Returns how many."""
+    limit = min(limit, MAX_MISCLASSIFIED)
     wrong = np.flatnonzero(evaluation.predictions != evaluation.labels)[:limit]
     columns = 6
     rows = max(1, int(np.ceil(len(wrong) / columns)))
@@ -123,7 +134,7 @@ def write_report(
         "classes": classes,
         "misclassified_shown": errors,
     }
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    (out_dir / "report.json").write_text(strict_json(report, indent=2))
     print(format_table(evaluations, classes))
     return metrics
 

@@ -200,6 +200,7 @@ def describe_model(predictor: Predictor, path: str | Path) -> list[tuple[str, st
         ("Validation accuracy", format_accuracy(metrics.get("val/acc"))),
         ("Test accuracy", format_accuracy(metrics.get("test/acc"))),
         ("Real drawings (held-out writers)", describe_drawn(metrics)),
+        ("Confidence", describe_calibration(predictor)),
         ("Train accuracy", format_accuracy(metrics.get("train/acc"))),
         (
             "Architecture",
@@ -217,6 +218,18 @@ def describe_model(predictor: Predictor, path: str | Path) -> list[tuple[str, st
         ("Code", describe_code(meta.get("code"))),
     ]
     return rows
+
+
+def describe_calibration(predictor: Predictor) -> str:
+    """How far to trust the confidence shown, in words (calibration.py)."""
+    calibration = predictor.calibration
+    if calibration is None:
+        return (f"{predictor.calibration_note}; refit with `handwriting calibrate --model <file>`"
+                if "ignored" in predictor.calibration_note else
+                "not calibrated: the raw softmax, often over-confident on new writers")
+    refuses = "; refuses what is not a digit" if calibration.detector is not None else ""
+    return (f"calibrated on {calibration.fitted_on} (temperature {calibration.temperature:.2f}); "
+            f"says it is not sure below {100 * calibration.answer_threshold:.0f} %{refuses}")
 
 
 def describe_drawn(metrics: dict) -> str:
@@ -437,9 +450,12 @@ def format_line_ocr(line: LineReading) -> str:
     return _format_ocr_result(line.ocr, line.ocr_note, "characters")
 
 
-def character_caption(character: CharacterReading) -> str:
-    """ "7 · 98 %": a segmented character's label and confidence, under its picture."""
-    return f"{character.label} · {100 * character.confidence:.0f} %"
+def character_caption(character: CharacterReading, note: str = "") -> str:
+    """ "7 · 98 %": a segmented character's label and confidence, under its picture; with
+    a ``note`` ("least sure", "not sure": answers.character_note) and, when not sure, the
+    two best guesses: "4 or 9? · 48 % · not sure"."""
+    label = (" or ".join(c for c, _ in character.top_k(2)) + "?") if note == "not sure" else character.label
+    return f"{label} · {100 * character.confidence:.0f} %" + (f" · {note}" if note else "")
 
 
 def draw_boxes(

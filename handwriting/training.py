@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,20 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
+from handwriting.atomic import FileWriteError, strict_json, write_atomic
+from handwriting.checkpoints import (
+    AtomicCheckpointIO,
+    resolve_ckpt_path,
+    wandb_run_to_resume,
+)
+from handwriting.confidence import calibrate_run
 from handwriting.config import validate
 from handwriting.csv_history import merge_history, set_aside_history
 from handwriting.data.datamodule import HandwritingDataModule
 from handwriting.drawn import DrawnEvaluation
-from handwriting.inference import model_from_checkpoint, read_checkpoint
-from handwriting.promotion import RUN_SUMMARY, Candidate, promote
+from handwriting.inference import ModelLoadError, model_from_checkpoint, read_checkpoint
+from handwriting.model import NonFiniteLossError
+from handwriting.promotion import RUN_SUMMARY, Candidate, PromotionError, promote
 from handwriting.provenance import code_version
 from handwriting.report import write_report
 
@@ -35,6 +44,11 @@ log = logging.getLogger(__name__)
 # The best checkpoint's metrics go to the W&B run summary as final/<metric> (what
 # experiments/wandb_sweep.yaml optimizes: final/val/acc).
 SUMMARY_PREFIX = "final/"
+# W&B's interactive confusion matrix is a table of classes^2 rows: only for few classes.
+WANDB_CONFUSION_MAX_CLASSES = 100
+# Faults of the user's making or the machine's (a bad value or file, a full or read-only
+# disk, a diverging run): train.py reports them as one line instead of a traceback.
+USER_FAULTS = (ValueError, FileNotFoundError, ModelLoadError, FileWriteError, NonFiniteLossError)
 
 
 def _sweep_identity() -> tuple[str | None, str | None]:
@@ -52,12 +66,16 @@ def _sweep_identity() -> tuple[str | None, str | None]:
     return None, Path(hydra_cfg.runtime.output_dir).name
 
 
-def build_loggers(cfg: DictConfig, group: str | None = None, name: str | None = None) -> list[Logger]:
+def build_loggers(cfg: DictConfig, group: str | None = None, name: str | None = None,
+                  resuming: bool = False) -> list[Logger]:
+    """The configured loggers; a resumed run logs to the W&B run it started, not a new one."""
     loggers: list[Logger] = []
     for key, logger_cfg in (cfg.get("logger") or {}).items():
         overrides: dict[str, Any] = {}
         if key == "wandb":
             overrides = {"group": logger_cfg.get("group") or group, "name": logger_cfg.get("name") or name}
+            if resuming and not logger_cfg.get("id") and logger_cfg.get("save_dir"):
+                overrides["id"] = wandb_run_to_resume(Path(logger_cfg.save_dir) / "wandb")
         loggers.append(instantiate(logger_cfg, **overrides))
     return loggers
 
@@ -67,23 +85,6 @@ def build_callbacks(cfg: DictConfig, has_logger: bool) -> list[pl.Callback]:
     if not has_logger:  # LearningRateMonitor refuses to run without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     return callbacks
-
-
-def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
-    """``"last"`` means this run dir's ``checkpoints/last.ckpt`` if it exists (fresh start if not)."""
-    if ckpt_path in (None, "", "null"):
-        return None
-    if ckpt_path == "last":
-        last = output_dir / "checkpoints" / "last.ckpt"
-        if last.is_file():
-            log.info("Resuming from %s", last)
-            return str(last)
-        log.info("No %s yet: starting from scratch", last)
-        return None
-    path = Path(ckpt_path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such checkpoint to resume from")
-    return str(path.resolve())
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -107,9 +108,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         cfg.model, num_classes=datamodule.num_classes, class_names=list(datamodule.classes),
         _convert_="all",
     )
-    wandb_group, wandb_name = _sweep_identity()
-    loggers = build_loggers(cfg, wandb_group, wandb_name)
     resume_from = resolve_ckpt_path(cfg.ckpt_path, output_dir)
+    wandb_group, wandb_name = _sweep_identity()
+    loggers = build_loggers(cfg, wandb_group, wandb_name, resuming=bool(resume_from))
     csv_loggers = [lg for lg in loggers if isinstance(lg, CSVLogger)]
     on_rank_zero = rank_zero_only.rank == 0
     if resume_from and on_rank_zero:
@@ -117,15 +118,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
         for csv_logger in csv_loggers:
             set_aside_history(csv_logger.log_dir)
     callbacks = build_callbacks(cfg, has_logger=bool(loggers))
-    trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks,
+                                      plugins=[AtomicCheckpointIO()])
     config_dict = OmegaConf.to_container(cfg, resolve=True)
     for logger in loggers:
         logger.log_hyperparams({"config": config_dict, "data_fingerprint": datamodule.fingerprint})
 
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
+        # weights_only=True explicitly: torch's default can be overridden from the
+        # environment (TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD), an explicit argument cannot.
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         best_path = best_checkpoint_path(trainer)
-        trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
+        trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False,
+                     weights_only=True)
     finally:
         if on_rank_zero:
             for csv_logger in csv_loggers:
@@ -142,6 +147,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         assert datamodule.splits is not None
         metrics |= drawn.score(best_model, list(datamodule.classes), datamodule.splits.train,
                                output_dir / "report")
+    if cfg.get("confidence"):  # calibration.pt beside run.json; promotion takes it along
+        drawings = drawn.data() if drawn is not None and "drawn/acc" in metrics else None
+        metrics |= calibrate_run(instantiate(cfg.confidence), best_model, list(datamodule.classes),
+                                 drawings, datamodule, output_dir)
     metrics["epochs"] = float(trainer.current_epoch)
     metrics["train_seconds"] = time.perf_counter() - started
     summary = {
@@ -158,16 +167,22 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "wandb_group": wandb_group,
         "code": code_version(),
     }
-    (output_dir / RUN_SUMMARY).write_text(json.dumps(summary, indent=2))
+    # Whole or absent: a run killed while writing it must not look finished (or broken).
+    write_atomic(output_dir / RUN_SUMMARY, strict_json(summary, indent=2).encode())
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             log_to_wandb(logger, output_dir, metrics, best_path)
 
     if cfg.promote.enabled and best_path:
-        result = promote(Candidate.from_run_dir(output_dir), cfg.promote.dir, force=cfg.promote.force)
-        verdict = "Promoted" if result.promoted else "Not promoted"
-        log.info("%s to %s: %s", verdict, result.path, result.reason)
-        print(f"{verdict} -> {result.path}: {result.reason}")
+        try:
+            result = promote(Candidate.from_run_dir(output_dir), cfg.promote.dir, force=cfg.promote.force)
+        except PromotionError as exc:  # the run itself is finished and can be promoted later
+            log.error("Not promoted: %s", exc)
+            print(f"Not promoted: {exc}", file=sys.stderr)
+        else:
+            verdict = "Promoted" if result.promoted else "Not promoted"
+            log.info("%s to %s: %s", verdict, result.path, result.reason)
+            print(f"{verdict} -> {result.path}: {result.reason}")
     finish_wandb(loggers)
     return metrics
 
@@ -197,16 +212,18 @@ def log_to_wandb(logger: WandbLogger, output_dir: Path, metrics: dict[str, float
     # Expand the counts back into (true, predicted) pairs for W&B's interactive matrix.
     true_idx, pred_idx = np.nonzero(confusion)
     counts = confusion[true_idx, pred_idx]
-    run.log({
+    logged = {
         "report/confusion_matrix": wandb.Image(str(report_dir / "confusion_matrix.png")),
         "report/misclassified": wandb.Image(str(report_dir / "misclassified.png")),
-        "report/test_confusion": wandb.plot.confusion_matrix(
-            y_true=np.repeat(true_idx, counts).tolist(), preds=np.repeat(pred_idx, counts).tolist(),
-            class_names=report["classes"], title="test confusion matrix"),
         "report/per_class_test_accuracy": wandb.Table(
             columns=["class", "accuracy"],
             data=[[c, a] for c, a in report["per_class_test_accuracy"].items()]),
-    })
+    }
+    if len(report["classes"]) <= WANDB_CONFUSION_MAX_CLASSES:
+        logged["report/test_confusion"] = wandb.plot.confusion_matrix(
+            y_true=np.repeat(true_idx, counts).tolist(), preds=np.repeat(pred_idx, counts).tolist(),
+            class_names=report["classes"], title="test confusion matrix")
+    run.log(logged)
     run.summary.update({f"{SUMMARY_PREFIX}{k}": v for k, v in metrics.items()})
     if best_path:
         artifact = wandb.Artifact(f"model-{run.id}", type="model", metadata=metrics)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for handwriting: system packages (Tesseract, Chromium for the
-# browser test, ncompress to make .Z files in the pen-digits download tests), a virtualenv
+# browser test, ncompress to make .Z files in the pen-digits download tests, SLURM and
+# munge for the single-node cluster of tests/test_slurm.py), a virtualenv
 # in .venv, torch (CPU) first, then the package + dev extras.
 #
 #   bash scripts/setup.sh                 # everything
@@ -13,7 +14,8 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 
-apt_packages=(tesseract-ocr tesseract-ocr-eng chromium chromium-driver ncompress)
+apt_packages=(tesseract-ocr tesseract-ocr-eng chromium chromium-driver ncompress
+              slurm-wlm slurmctld slurmd munge)
 if [[ -z "${SKIP_APT:-}" ]] && command -v apt-get >/dev/null; then
   missing=()
   for pkg in "${apt_packages[@]}"; do

@@ -13,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,9 +63,11 @@ def write_promoted_model(
     test_acc: float = 0.9105,
     metadata: bool = True,
     drawn: dict[str, float] | None = None,
+    calibration: Any = None,
 ) -> Path:
     """A model.ckpt laid out exactly as promotion writes it (state_dict, hyper_parameters,
-    'handwriting' metadata block); ``drawn``: drawn/* metrics to add."""
+    'handwriting' metadata block); ``drawn``: drawn/* metrics to add; ``calibration``: a
+    ``handwriting.calibration.Calibration`` stored as promotion stores it."""
     if model is None:
         torch.manual_seed(0)
         model = MLPClassifier(hidden_sizes=(32, 16), lr=0.002)
@@ -81,6 +84,8 @@ def write_promoted_model(
             "run_dir": "/runs/test-run",
             "promoted_at": "2026-01-02T03:04:05+00:00",
         }
+    if calibration is not None:
+        checkpoint["calibration"] = calibration.to_dict()
     path = directory / "model.ckpt"
     tmp = directory / ".model.ckpt.tmp"
     torch.save(checkpoint, tmp)

@@ -18,6 +18,10 @@ os.environ.setdefault("PYTHONHASHSEED", "0")
 # One thread per process: on a small shared machine torch's default thread pool makes tiny
 # models many times slower, and subprocesses (train.py, streamlit) inherit this.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# A small junk detector for every training run in the tests (conf/config.yaml `confidence:`):
+# the full one (12,000 junk inputs, 30 epochs) is measured by benchmarks/confidence.py.
+os.environ.setdefault("HANDWRITING_JUNK_COUNT", "300")
+os.environ.setdefault("HANDWRITING_DETECTOR_EPOCHS", "2")
 
 
 @pytest.fixture(autouse=True)

@@ -282,3 +282,41 @@ def test_a_letters_model_is_asked_for_characters_not_digits(
     assert "Write some characters first" in texts(at.warning)
     shown = texts(at.main.markdown) + texts(at.main.info) + texts(at.warning)
     assert "digit" not in shown.lower()
+
+
+def _calibrated(**values: float):
+    """A calibration whose thresholds force one verdict (the app's wiring is under test
+    here; how well the thresholds are chosen is tests/test_confidence.py's job)."""
+    from handwriting.calibration import Calibration
+    from handwriting.junk_detector import JunkDetector
+
+    torch.manual_seed(0)
+    settings = {"temperature": 1.0, "answer_threshold": 0.0, "junk_threshold": 1.0} | values
+    return Calibration(detector=JunkDetector(), fitted_on="test drawings", **settings)
+
+
+def test_an_unsure_reading_shows_the_two_best_guesses_not_an_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained_model: MLPClassifier, mnist
+) -> None:
+    write_promoted_model(tmp_path, trained_model, calibration=_calibrated(answer_threshold=1.0))
+    index = _first_well_read_digit(trained_model, mnist)
+    at = _upload(run_app(tmp_path, monkeypatch), "digit.png", _digit_png(mnist, index))
+    metrics = {m.label: m.value for m in at.main.metric}
+    assert metrics["Model reads"].endswith("?") and " or " in metrics["Model reads"]
+    assert metrics["Model reads"].split(" or ")[0] == str(mnist[1][index])  # best guess first
+    assert "Not sure: maybe" in texts(at.main.warning)
+    assert not at.error and not at.exception
+
+
+def test_junk_is_refused_as_not_a_digit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained_model: MLPClassifier
+) -> None:
+    write_promoted_model(tmp_path, trained_model, calibration=_calibrated(junk_threshold=0.0))
+    noise = (np.random.default_rng(0).random((120, 120)) * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, format="PNG")
+    at = _upload(run_app(tmp_path, monkeypatch), "noise.png", buffer.getvalue())
+    assert "does not look like a digit" in texts(at.error)
+    assert {m.label: m.value for m in at.main.metric}["Model reads"] == "—"
+    assert not at.exception
+    assert "calibrated on test drawings" in texts(at.sidebar.markdown)  # the model panel says so

@@ -69,6 +69,9 @@ def browser_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "trainer.max_epochs=5",
         "logger=csv",
         "report.enabled=false",
+        # Judged by its answers below; the calibrated states get their own test, on a
+        # calibration that forces them (test_not_sure_and_not_a_digit_in_a_real_browser).
+        "confidence.enabled=false",
         f"promote.dir={directory}",
         f"hydra.run.dir={directory / 'run'}",
     ]
@@ -319,3 +322,36 @@ def write_and_read_number(page) -> None:
     expect(page.get_by_text("1 · ", exact=False).first).to_be_visible()  # per-character captions
     expect(page.get_by_text("0 · ", exact=False).first).to_be_visible()
     page.screenshot(path=SCREENSHOTS / "app_number_10.png", full_page=True)
+
+
+def test_not_sure_and_not_a_digit_in_a_real_browser(page, browser_model_dir: Path) -> None:
+    """The same model with a calibration that forces each state: the page says "not sure"
+    with two guesses, then "not a digit", instead of a digit. The app picks up a replaced
+    model file on the next run, as after a promotion."""
+    import torch
+
+    from handwriting.calibration import Calibration
+    from handwriting.junk_detector import JunkDetector
+
+    path = browser_model_dir / "model.ckpt"
+    original = path.read_bytes()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        for name, values, message in (
+            ("not_sure", {"answer_threshold": 1.0}, "Not sure: maybe"),
+            ("not_a_digit", {"junk_threshold": 0.0}, "does not look like a digit"),
+        ):
+            checkpoint = torch.load(path, weights_only=True)
+            settings = {"answer_threshold": 0.0, "junk_threshold": 1.0} | values
+            checkpoint["calibration"] = Calibration(detector=JunkDetector(), fitted_on="test",
+                                                    **settings).to_dict()
+            torch.save(checkpoint, browser_model_dir / ".swap.tmp")
+            os.replace(browser_model_dir / ".swap.tmp", path)
+            page.reload()
+            canvas = fresh_canvas(page)
+            draw(page, canvas, one_stroke())
+            press_read(page, page.get_by_text(message))
+            expect(page.get_by_text("Draw a digit first")).to_have_count(0)
+            page.screenshot(path=SCREENSHOTS / f"app_{name}.png", full_page=True)
+    finally:
+        path.write_bytes(original)

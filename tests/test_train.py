@@ -200,3 +200,19 @@ def _epoch(path: Path) -> int:
         return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
     except Exception:  # being written right now
         return -1
+
+
+def test_run_fits_a_calibration_and_promotes_it_with_the_model(trained) -> None:
+    run_dir, promoted, _ = trained
+    metrics = json.loads((run_dir / "run.json").read_text())["metrics"]
+    # No pen-digit files in the tests: fitted on the run's validation images, measured on test.
+    assert {"confidence/ece", "confidence/ece_uncalibrated", "confidence/answered",
+            "confidence/answered_acc", "confidence/digits_refused", "confidence/junk_refused",
+            "confidence/temperature"} <= set(metrics)
+    assert 0 <= metrics["confidence/ece"] <= 1 and 0 < metrics["confidence/answered"] <= 1
+    assert (run_dir / "calibration.pt").is_file()
+    predictor = Predictor.from_checkpoint(promoted / "model.ckpt")
+    assert predictor.calibration is not None
+    assert predictor.calibration.temperature == pytest.approx(metrics["confidence/temperature"])
+    assert "validation images" in predictor.calibration.fitted_on
+    assert predictor.metadata["calibration"]["answer_threshold"] == predictor.calibration.answer_threshold

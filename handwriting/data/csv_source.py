@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from handwriting.data.types import IMAGE_SIZE, LabeledImages, SourceData
+from handwriting.model import MAX_CLASSES
 
 log = logging.getLogger(__name__)
 N_PIXELS = IMAGE_SIZE * IMAGE_SIZE
@@ -25,6 +26,23 @@ _BORDER = 2  # width of the frame used to guess the background colour
 
 class CSVFormatError(ValueError):
     """The CSV file does not have the expected layout or values."""
+
+
+def check_label_range(path: Path, labels: np.ndarray) -> None:
+    """Refuse a class count that the labels do not bear out. Classes are 0..largest label,
+    so one stray label (1000 among digits) would make 1001 classes, most without a single
+    image, and a model, a report and a confusion matrix that size. Digit sets (up to 10
+    classes) may leave classes out; above that, at least half must occur."""
+    count = int(labels.max()) + 1
+    present = len(np.unique(labels))
+    if count > MAX_CLASSES or (count > 10 and 2 * present < count):
+        row = int(np.argmax(labels))
+        raise CSVFormatError(
+            f"{path}: line {row + 2}: label {labels[row]} would make {count} classes (labels "
+            f"0-{count - 1}), but only {present} different labels occur in the file"
+            + (f" and at most {MAX_CLASSES} classes are supported" if count > MAX_CLASSES else "")
+            + ". Fix that label, or name the classes (data.source.classes=[...]) if they are meant."
+        )
 
 
 def looks_inverted(images: np.ndarray) -> bool:
@@ -167,6 +185,8 @@ class CSVSource:
 
     def load(self) -> SourceData:
         train = self._split(self.train_path, self.classes)
+        if self.classes is None:
+            check_label_range(self.train_path, train.labels)
         classes = self.classes or tuple(str(i) for i in range(int(train.labels.max()) + 1))
         test = self._split(self.test_path, classes) if self.test_path else None
         return SourceData(name="csv", classes=classes, train=train, test=test)

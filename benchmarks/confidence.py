@@ -1,0 +1,141 @@
+"""Confidence on real drawings: calibration error, "not sure" and "not a digit".
+
+Fits a model's calibration exactly as training does (``ConfidenceFit``: temperature and
+answer threshold on the validation writers' drawings, the junk detector on packaged MNIST
+and training writers' strokes against generated junk), then measures on what it never saw:
+the test writers' drawings (drawn on the app's canvas) and test junk (other seeds, other
+photos). Writes a reliability diagram, the table and the JSON.
+
+    python benchmarks/confidence.py --model models/promoted --pendigits-cache /work/shared/data/pendigits
+
+Baselines for "not a digit" at the same share of validation digits refused: the
+classifier's own calibrated top probability and its energy (log-sum-exp of the logits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+from scipy.special import logsumexp  # noqa: E402
+
+from benchmarks.common import positive_int, run_main, table  # noqa: E402
+from handwriting.calibration import reliability_bins, softmax  # noqa: E402
+from handwriting.confidence import HOLDOUT, ConfidenceFit, logits_of, score  # noqa: E402
+from handwriting.data.embedded import EmbeddedMNIST  # noqa: E402
+from handwriting.data.pen_source import PenDigits  # noqa: E402
+from handwriting.inference import model_from_checkpoint, read_checkpoint  # noqa: E402
+from handwriting.junk import KINDS, cached_junk  # noqa: E402
+
+TARGETS = {"ece": ("<=", 0.02), "answered_acc": (">=", 0.995), "answered": (">=", 0.95),
+           "junk_refused": (">=", 0.95), "digits_refused": ("<=", 0.02)}
+
+
+def reliability_plot(raw: np.ndarray, calibrated: np.ndarray, labels: np.ndarray, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True)
+    for ax, probs, title in ((axes[0], raw, "raw softmax"), (axes[1], calibrated, "calibrated")):
+        bins = [b for b in reliability_bins(probs, labels) if b["count"]]
+        centres = [(b["low"] + b["high"]) / 2 for b in bins]
+        ax.bar(centres, [b["accuracy"] for b in bins], width=1 / 15, edgecolor="black", alpha=0.7,
+               label="accuracy in bin")
+        ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o", color="C3",
+                label="(mean confidence, accuracy)")
+        ax.set(title=f"{title}: test writers' drawings", xlabel="confidence", xlim=(0, 1), ylim=(0, 1))
+    axes[0].set_ylabel("accuracy")
+    axes[1].legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, required=True, help="a checkpoint or a promoted dir")
+    parser.add_argument("--pendigits-cache", default=None, help="folder with pendigits-orig.tra")
+    parser.add_argument("--junk", type=positive_int, default=2000, help="test junk inputs")
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("CONFIDENCE.md"))
+    args = parser.parse_args(argv)
+
+    path = args.model / "model.ckpt" if args.model.is_dir() else args.model
+    model = model_from_checkpoint(read_checkpoint(path), str(path))
+    data = PenDigits(cache_dir=args.pendigits_cache, download=False).load()
+    fit = ConfidenceFit()
+    calibration = fit.fit(model, model.class_names, data.val, "validation writers' drawings",
+                          data.val_writers, data.train)
+    junk = cached_junk(args.junk, "test")
+    measured = score(model, calibration, data.test, junk)
+    mnist_holdout = EmbeddedMNIST().load().train.images[-HOLDOUT:]
+    measured["mnist_digits_refused"] = float(
+        (calibration.detector.junk_probability(mnist_holdout) > calibration.junk_threshold).mean())
+
+    junk_scores = calibration.detector.junk_probability(junk.images)
+    refused = junk.blank | (junk_scores > calibration.junk_threshold)
+    per_kind = {k: float(refused[junk.kinds == k].mean()) for k in KINDS}
+    # Baselines: the classifier alone, at the same share of validation digits refused.
+    baselines = {}
+    logits = {name: logits_of(model, images) for name, images in
+              (("val", data.val.images), ("junk", junk.images))}
+    for name, fn in (("top probability", lambda z: -softmax(z, calibration.temperature).max(1)),
+                     ("energy", lambda z: -logsumexp(z, axis=1))):
+        cut = np.quantile(fn(logits["val"]), 1 - fit.digit_refusal)
+        baselines[name] = float((junk.blank | (fn(logits["junk"]) > cut)).mean())
+
+    test_logits = logits_of(model, data.test.images)
+    plot = args.out.with_name("confidence_reliability.png")
+    reliability_plot(softmax(test_logits), softmax(test_logits, calibration.temperature),
+                     data.test.labels, plot)
+    results = {"model": str(path), "calibration": calibration.summary(), "test": measured,
+               "junk_refused_by_kind": per_kind, "junk_baselines": baselines,
+               "test_drawings": len(data.test), "test_writers": len(set(data.test_writers.tolist())),
+               "junk": len(junk)}
+
+    def verdict(key: str) -> str:
+        op, goal = TARGETS[key]
+        ok = measured[key] <= goal if op == "<=" else measured[key] >= goal
+        return f"{op} {goal:.1%}: {'met' if ok else 'NOT met'}"
+
+    rows = []
+    for name, key in (("expected calibration error, raw softmax", "ece_uncalibrated"),
+                      ("expected calibration error, calibrated", "ece"),
+                      ("drawings answered (not 'not sure', not refused)", "answered"),
+                      ("answered drawings that are right", "answered_acc"),
+                      ("real digits refused as 'not a digit'", "digits_refused"),
+                      ("MNIST digits refused (1,000 the detector never saw)", "mnist_digits_refused"),
+                      ("junk refused", "junk_refused")):
+        rows.append([name, f"{measured[key]:.2%}", verdict(key) if key in TARGETS else ""])
+    summary = calibration.summary()
+    text = "\n".join([
+        "# Confidence on real drawings", "",
+        f"Model `{path}`; {len(data.test)} drawings by {results['test_writers']} held-out test "
+        f"writers, drawn on the app's canvas; {len(junk)} test junk inputs. Calibration fitted on "
+        f"the {len(set(data.val_writers.tolist()))} validation writers' drawings: temperature "
+        f"{summary['temperature']:.3f}, answer threshold {summary['answer_threshold']:.3f}, junk "
+        f"threshold {summary['junk_threshold']:.3f}. Produced by `python benchmarks/confidence.py "
+        f"--model {args.model}`.", "",
+        table(["measure", "value", "target"], rows), "",
+        "Junk refused by kind (preprocessing's 'blank' counts as refused):", "",
+        table(["kind", "refused"], [[k, f"{v:.1%}"] for k, v in per_kind.items()]), "",
+        "The classifier alone as a junk score, at the same 1% of validation digits refused:", "",
+        table(["score", "junk refused"], [[k, f"{v:.1%}"] for k, v in baselines.items()]), "",
+        f"![reliability diagram]({plot.name})", "",
+    ])
+    args.out.write_text(text)
+    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
