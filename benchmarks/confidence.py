@@ -64,14 +64,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True, help="a checkpoint or a promoted dir")
     parser.add_argument("--pendigits-cache", default=None, help="folder with pendigits-orig.tra")
+    parser.add_argument("--unipen-file", default=None, help="your own UNIPEN file instead of UCI's")
+    parser.add_argument("--val-writers", type=positive_int, default=4)
+    parser.add_argument("--test-writers", type=positive_int, default=6)
     parser.add_argument("--junk", type=positive_int, default=2000, help="test junk inputs")
+    parser.add_argument("--junk-count", type=positive_int, default=12000,
+                        help="training junk for the detector (as conf/config.yaml)")
+    parser.add_argument("--detector-epochs", type=positive_int, default=30)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("CONFIDENCE.md"))
     args = parser.parse_args(argv)
 
     path = args.model / "model.ckpt" if args.model.is_dir() else args.model
     model = model_from_checkpoint(read_checkpoint(path), str(path))
-    data = PenDigits(cache_dir=args.pendigits_cache, download=False).load()
-    fit = ConfidenceFit()
+    data = PenDigits(cache_dir=args.pendigits_cache, download=False, unipen_file=args.unipen_file,
+                     val_writers=args.val_writers, test_writers=args.test_writers).load()
+    fit = ConfidenceFit(junk_count=args.junk_count, detector_epochs=args.detector_epochs)
     calibration = fit.fit(model, model.class_names, data.val, "validation writers' drawings",
                           data.val_writers, data.train)
     junk = cached_junk(args.junk, "test")

@@ -51,11 +51,21 @@ def _check_label(label: str, classes: Sequence[str]) -> None:
 def save_drawing(
     rgba: np.ndarray, label: str, classes: Sequence[str], directory: str | Path | None = None
 ) -> Path:
-    """Write one labelled canvas drawing as a PNG and return its path.
+    """Write one labelled canvas drawing as a PNG and return its path (``save_once``)."""
+    return save_once(rgba, label, classes, directory)[0]
 
-    Raises ``EmptyImageError`` for a canvas without ink (nothing is written) and
-    ``ValueError`` for a label the model does not know. The file appears atomically
-    (temporary file, then rename), so a reader never sees half an image.
+
+def save_once(
+    rgba: np.ndarray, label: str, classes: Sequence[str], directory: str | Path | None = None
+) -> tuple[Path, bool]:
+    """Write one labelled canvas drawing as a PNG: (its path, whether it is new).
+
+    The same drawing with the same label is kept once: pressing Save twice (or again after
+    a rerun) returns the file already there, so a collection never counts one drawing
+    twice -- files are named after their content's hash. Raises ``EmptyImageError`` for a
+    canvas without ink (nothing is written) and ``ValueError`` for a label the model does
+    not know. The file appears atomically (temporary file, then rename), so a reader never
+    sees half an image.
     """
     _check_label(label, classes)
     image = np.asarray(rgba)
@@ -65,8 +75,12 @@ def save_drawing(
     data = buffer.getvalue()
     folder = Path(directory or default_drawings_dir()) / SPLIT / label
     folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha1(data).hexdigest()[:8]
+    existing = sorted(folder.glob(f"*-{digest}.png"))
+    if existing:
+        return existing[0], False
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    target = folder / f"{stamp}-{hashlib.sha1(data).hexdigest()[:8]}.png"
+    target = folder / f"{stamp}-{digest}.png"
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".saving-", suffix=".png")
     try:
         with os.fdopen(handle, "wb") as out:
@@ -75,7 +89,7 @@ def save_drawing(
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    return target
+    return target, True
 
 
 def drawing_counts(directory: str | Path | None = None) -> dict[str, int]:

@@ -19,26 +19,22 @@ from PIL import Image, ImageDraw
 
 from handwriting.inference import ModelLoadError, ModelNotFoundError, Prediction, Predictor
 from handwriting.ocr import OcrResult, TesseractReader, TesseractUnavailable
-from handwriting.preprocessing import (
-    ImageError,
-    canvas_array,
-    load_image,
-    prepare_canvas,
-    prepare_image,
-)
+from handwriting.preprocessing import canvas_array, prepare_canvas, prepare_image
 from handwriting.promotion import MODEL_FILE, default_promoted_dir
 from handwriting.provenance import describe_code
 from handwriting.reading import CharacterReading, NumberReading, read_number
+from handwriting.uploads import (  # noqa: F401 - re-exported: upload checks live in uploads.py
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_MB,
+    MAX_UPLOAD_PIXELS,
+    UPLOAD_TYPES,
+    UploadError,
+    check_upload,
+)
 
 MODEL_DIR_ENV = "HANDWRITING_MODEL_DIR"
 TRAIN_COMMAND = "python train.py"
 
-# Uploads: what the file picker offers and what the server accepts. A digit needs a few
-# hundred pixels per side; the limits only stop accidents and decompression bombs.
-UPLOAD_TYPES: tuple[str, ...] = ("png", "jpg", "jpeg", "bmp", "gif", "webp")
-MAX_UPLOAD_MB = 5
-MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
-MAX_UPLOAD_PIXELS = 4096 * 4096
 
 DIGITS = tuple("0123456789")
 
@@ -243,38 +239,6 @@ def describe_drawn(metrics: dict) -> str:
 
 
 # --------------------------------------------------------------------------- reading
-
-
-class UploadError(ValueError):
-    """An uploaded file that is not a usable image (wrong type, too big, corrupt)."""
-
-
-def check_upload(
-    name: str,
-    data: bytes,
-    max_bytes: int = MAX_UPLOAD_BYTES,
-    max_pixels: int = MAX_UPLOAD_PIXELS,
-    allowed: Sequence[str] = UPLOAD_TYPES,
-) -> Image.Image:
-    """Validate an upload and decode it; every problem becomes an UploadError that says
-    what was wrong and what is accepted (the app shows it and keeps running)."""
-    suffix = Path(name).suffix.lower().lstrip(".")
-    if suffix not in allowed:
-        raise UploadError(
-            f"'{name}' is not a supported image type. Upload one of: {', '.join(sorted(allowed))}."
-        )
-    if not data:
-        raise UploadError(f"'{name}' is empty (0 bytes). Upload a picture of a digit.")
-    if len(data) > max_bytes:
-        raise UploadError(
-            f"'{name}' is {len(data) / 1_048_576:.1f} MB; the limit is "
-            f"{max_bytes / 1_048_576:.0f} MB. Crop or downscale it: a digit needs only a few "
-            "hundred pixels per side."
-        )
-    try:
-        return load_image(data, max_pixels=max_pixels)
-    except ImageError as exc:
-        raise UploadError(f"'{name}' could not be read as an image: {exc}") from exc
 
 
 @dataclass(frozen=True)

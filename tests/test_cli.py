@@ -57,3 +57,62 @@ def test_predict_reports_bad_files_and_reads_good_ones(tmp_path: Path, capsys) -
     assert status == 1
     assert "one.png:" in captured.out and "top-3" in captured.out
     assert "broken.png: error" in captured.err
+
+
+def test_predict_reads_the_images_in_a_folder(tmp_path: Path, capsys) -> None:
+    make_run_dir(tmp_path / "run", 0.9)
+    main(["promote", str(tmp_path / "run"), "--to", str(tmp_path / "promoted")])
+    capsys.readouterr()
+    folder = tmp_path / "drawings"
+    folder.mkdir()
+    image = np.zeros((60, 60), np.uint8)
+    image[10:50, 28:33] = 255
+    for name in ("b.png", "a.png"):
+        Image.fromarray(image).save(folder / name)
+    (folder / "notes.txt").write_text("not an image")
+    (tmp_path / "empty").mkdir()
+    status = main(["predict", str(folder), str(tmp_path / "empty"),
+                   "--model", str(tmp_path / "promoted")])
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [str(folder / "a.png"), str(folder / "b.png")]
+    assert "no such file" not in captured.err
+    assert f"{tmp_path / 'empty'}: error: it is a folder with no images" in captured.err
+    assert status == 1
+
+
+def test_mnist_hint_names_the_explicit_folder(tmp_path: Path, monkeypatch) -> None:
+    from handwriting.data.download import DownloadError
+    from handwriting.data.mnist import MNIST
+
+    monkeypatch.setenv("HANDWRITING_DATA_DIR", str(tmp_path / "env"))
+    with pytest.raises(DownloadError) as info:
+        MNIST(str(tmp_path / "mine"), download=False).load()
+    message = str(info.value)
+    assert str(tmp_path / "mine") in message
+    assert "given explicitly" in message
+    assert "set $HANDWRITING_DATA_DIR" not in message
+    with pytest.raises(DownloadError) as info:  # the default folder: the variable is the way
+        MNIST(None, download=False).load()
+    assert "set $HANDWRITING_DATA_DIR" in str(info.value)
+
+
+def test_info_fails_for_a_model_that_cannot_be_loaded(tmp_path: Path, capsys) -> None:
+    import torch
+
+    make_run_dir(tmp_path / "run", 0.9)
+    main(["promote", str(tmp_path / "run"), "--to", str(tmp_path / "promoted")])
+    model_file = tmp_path / "promoted" / "model.ckpt"
+    checkpoint = torch.load(model_file, weights_only=True)
+    name = next(k for k, v in checkpoint["state_dict"].items() if v.ndim == 2)
+    checkpoint["state_dict"][name] = torch.zeros(3, 3)  # metadata intact, weights unusable
+    torch.save(checkpoint, model_file)
+    capsys.readouterr()
+    assert main(["info", "--model", str(tmp_path / "promoted")]) == 2
+    captured = capsys.readouterr()
+    assert "cannot be loaded" in captured.err and "does not match" in captured.err
+    assert captured.out == ""
+    assert main(["info", "--model", str(model_file)]) == 2
+    model_file.write_bytes(b"not a checkpoint")
+    assert main(["info", "--model", str(tmp_path / "promoted")]) == 2
+    assert "cannot be loaded" in capsys.readouterr().err

@@ -49,9 +49,10 @@ def test_counts_per_label_and_default_dir_from_env(
 ) -> None:
     monkeypatch.setenv(collection.DRAWINGS_ENV, str(tmp_path / "mine"))
     assert collection.default_drawings_dir() == tmp_path / "mine"
-    for label in ("1", "1", "0"):
+    # Two different "1"s (pen widths 20 and 26) and a "0"; the same drawing would be kept once.
+    for label, width in (("1", 20), ("1", 26), ("0", 20)):
         stroke = one_stroke() if label == "1" else zero_stroke()
-        collection.save_drawing(canvas_rgba([stroke]), label, DIGITS)
+        collection.save_drawing(canvas_rgba([stroke], width=width), label, DIGITS)
     assert collection.drawing_counts() == {"0": 1, "1": 2}
 
 

@@ -176,12 +176,15 @@ def ensure_files(
     download: bool = True,
     dataset: str = "dataset",
     timeout: float = 30.0,
+    explicit_dir: bool = False,
 ) -> dict[str, Path]:
     """Make every file present and verified in ``cache_dir``; return name -> path.
 
     Cached files are verified first; missing or corrupt ones are fetched from the
     first mirror that serves them intact. A mirror that cannot even be connected
     to is not retried for the remaining files (so offline runs fail fast).
+    ``explicit_dir``: the caller chose ``cache_dir`` (a ``cache_dir=`` or ``--cache-dir``),
+    so ``$HANDWRITING_DATA_DIR`` is not consulted and the hints must not suggest it.
     """
     cache_dir = Path(cache_dir).expanduser()
     paths: dict[str, Path] = {}
@@ -202,9 +205,9 @@ def ensure_files(
         try:
             cache_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
+            how = "Pass another cache_dir" + ("" if explicit_dir else f" or set {DATA_DIR_ENV}")
             raise DownloadError(
-                f"Cannot create the {dataset} cache folder {cache_dir}: {error}. "
-                f"Pass another cache_dir or set {DATA_DIR_ENV}."
+                f"Cannot create the {dataset} cache folder {cache_dir}: {error}. {how}."
             ) from error
         for mirror in mirrors:
             url = _join(mirror, remote.served_name)
@@ -228,7 +231,7 @@ def ensure_files(
             problems[remote.name] = notes
     if problems:
         raise DownloadError(
-            _missing_message(files, problems, cache_dir, mirrors, dataset, download)
+            _missing_message(files, problems, cache_dir, mirrors, dataset, download, explicit_dir)
         )
     return paths
 
@@ -240,6 +243,7 @@ def _missing_message(
     mirrors: Sequence[str],
     dataset: str,
     download: bool,
+    explicit_dir: bool = False,
 ) -> str:
     how = "could not be downloaded" if download else "are missing and download=False"
     lines = [f"{len(problems)} {dataset} file(s) {how}.", "What happened:"]
@@ -250,8 +254,16 @@ def _missing_message(
     lines.extend(f"  {remote.describe()}" for remote in files if remote.name in problems)
     lines.append("They are available from any of:")
     lines.extend(f"  {mirror}" for mirror in mirrors)
-    lines.append(
-        f"Or point data.source.cache_dir at a folder that already holds them, or set "
-        f"${DATA_DIR_ENV} to a folder whose {cache_dir.name}/ subfolder holds them."
-    )
+    if explicit_dir:
+        # The folder was chosen by the caller: $HANDWRITING_DATA_DIR is not read at all.
+        lines.append(
+            f"The folder {cache_dir} was given explicitly (cache_dir / --cache-dir), so "
+            f"${DATA_DIR_ENV} is not used: put the files there, or give the folder that "
+            "already holds them."
+        )
+    else:
+        lines.append(
+            f"Or point data.source.cache_dir at a folder that already holds them, or set "
+            f"${DATA_DIR_ENV} to a folder whose {cache_dir.name}/ subfolder holds them."
+        )
     return "\n".join(lines)

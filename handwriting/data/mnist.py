@@ -52,13 +52,15 @@ class MNIST:
         mirrors: Sequence[str] | None = None,
     ) -> None:
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_data_dir("mnist")
+        self.explicit_dir = bool(cache_dir)  # then $HANDWRITING_DATA_DIR is not used: hints say so
         self.download = download
         self.mirrors = tuple(mirrors) if mirrors else MIRRORS
 
     def load(self) -> SourceData:
         # Parsing all four files takes ~0.2 s, so no parsed-array cache is kept.
         paths = ensure_files(
-            FILES, self.cache_dir, self.mirrors, download=self.download, dataset="MNIST"
+            FILES, self.cache_dir, self.mirrors, download=self.download, dataset="MNIST",
+            explicit_dir=self.explicit_dir,
         )
         train = read_split(paths["train-images-idx3-ubyte.gz"], paths["train-labels-idx1-ubyte.gz"])
         test = read_split(paths["t10k-images-idx3-ubyte.gz"], paths["t10k-labels-idx1-ubyte.gz"])

@@ -181,4 +181,5 @@ def ensure_pendigits(
         tuple(mirrors) if mirrors else MIRRORS,
         download=download,
         dataset="pen digits",
+        explicit_dir=bool(cache_dir),
     )
