@@ -11,6 +11,7 @@ by registering the file's checksum in ``pendigits.FILES``. No test touches the n
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -41,6 +42,7 @@ from handwriting.drawn import DrawnEvaluation
 from handwriting.promotion import Candidate, best_run, find_runs, promote, rank_runs
 from handwriting.render import render_input
 from handwriting.training import train
+from tests.faults import failing_writes
 from tests.helpers import make_run_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -271,28 +273,29 @@ def test_corrupt_cache_is_ignored_and_redrawn_the_same(tmp_path, caplog):
 
 def test_unwritable_cache_folder_still_loads_and_leaves_nothing(tmp_path, monkeypatch):
     folder = write_pen_dir(tmp_path / "readonly")
-    if os.geteuid() == 0:  # root writes anyway: make the temp file fail instead
-
-        def refuse(*args, **kwargs):
-            raise PermissionError("read-only cache folder")
-
-        monkeypatch.setattr(pen_source.tempfile, "mkstemp", refuse)
+    monkeypatch.setenv("HANDWRITING_DATA_DIR", str(tmp_path / "user-cache"))
+    if os.geteuid() == 0:  # root writes anyway: creating a file there fails instead
+        failing_writes(monkeypatch, folder, code=errno.EROFS, creating=True)
     folder.chmod(0o555)
     try:
         data = pen_source_at(folder).load()
         assert len(data.val) == 40 and len(data.test) == 40
         assert [p.name for p in folder.iterdir()] == [TRAIN_FILE]
+        # The drawings were cached in the user's data cache instead, whole.
+        cached = sorted((tmp_path / "user-cache" / "pendigits").glob("rendered-*.npz"))
+        assert len(cached) == 2 and not list((tmp_path / "user-cache").rglob("*.tmp"))
     finally:
         folder.chmod(0o755)
 
 
 def test_failed_rename_removes_the_temp_file(tmp_path, monkeypatch):
-    folder = write_pen_dir(tmp_path)
+    folder = write_pen_dir(tmp_path / "pen")
 
     def refuse(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(pen_source.os, "replace", refuse)
+    monkeypatch.setenv("HANDWRITING_DATA_DIR", str(tmp_path / "user-cache"))
+    monkeypatch.setattr(os, "replace", refuse)  # every rename fails: beside the data and in the cache
     data = pen_source_at(folder).load()
     assert len(data.test) == 40
     assert [p.name for p in folder.iterdir()] == [TRAIN_FILE]

@@ -13,16 +13,16 @@ drawings are drawn once, through the exact canvas path, and cached on disk.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from handwriting.atomic import write_atomic
 from handwriting.data.download import default_data_dir
 from handwriting.data.pendigits import (
     TEST_FILE,
@@ -191,16 +191,12 @@ class PenDigits:
 
 def _save(path: Path, images: np.ndarray) -> bool:
     """Write ``images`` atomically; False (and no partial file) when the folder refuses."""
-    temp = None
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, images=images)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, images=images)
-        os.replace(temp, path)
+        write_atomic(path, buffer.getvalue())
         return True
     except OSError as error:
         log.info("could not cache rendered drawings in %s: %s", path.parent, error)
-        if temp:
-            Path(temp).unlink(missing_ok=True)
         return False
