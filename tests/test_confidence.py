@@ -251,3 +251,22 @@ def test_the_settings_are_checked_where_they_live() -> None:
         ConfidenceFit(digit_refusal=0.0)
     with pytest.raises(ValueError, match="junk_count"):
         ConfidenceFit(junk_count=10)
+
+
+def test_the_least_sure_character_of_a_number_is_marked() -> None:
+    from handwriting.reading import CharacterReading
+    from handwriting.serving import character_caption
+
+    confidences = [0.99, 0.62, 0.97]
+    assert answers.weakest_index(confidences) == 1 and answers.weakest_index([]) is None
+    # Above the model's threshold: only the weakest is marked; below it: "not sure".
+    assert answers.character_note(0.62, True, 0.5) == "least sure"
+    assert answers.character_note(0.99, False, 0.5) == ""
+    assert answers.character_note(0.62, True, 0.9) == "not sure"
+    assert answers.character_note(0.62, True, None) == "least sure"
+    probabilities = np.zeros(10)
+    probabilities[[4, 9]] = [0.62, 0.30]
+    char = CharacterReading("4", 0.62, (0, 0, 1, 1), np.zeros((28, 28)), probabilities, list("0123456789"))
+    assert character_caption(char, "not sure") == "4 or 9? · 62 % · not sure"
+    assert character_caption(char, "least sure") == "4 · 62 % · least sure"
+    assert character_caption(char) == "4 · 62 %"
