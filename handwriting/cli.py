@@ -100,13 +100,21 @@ def _cmd_read_number(args: argparse.Namespace) -> int:
     from handwriting.answers import character_note, weakest_index
     from handwriting.preprocessing import EmptyImageError, ImageError
     from handwriting.reading import read_number
+    from handwriting.stroke_format import StrokeFormatError, load_strokes
+    from handwriting.stroke_reading import read_strokes
 
+    if not args.images and not args.strokes:
+        print("error: give image files and/or --strokes FILE.json", file=sys.stderr)
+        return 2
     predictor = _load_predictor(args.model)
     images, status = _image_files(args.images)
-    for image in images:
+    # Stroke files (handwriting/stroke_format.py) are read by their strokes, images by pixels.
+    inputs = [(image, False) for image in images] + [(Path(f), True) for f in args.strokes]
+    for image, is_strokes in inputs:
         try:
-            reading = read_number(image, predictor)
-        except (ImageError, EmptyImageError, FileNotFoundError) as exc:
+            reading = (read_strokes(load_strokes(image), predictor) if is_strokes
+                       else read_number(image, predictor))
+        except (ImageError, EmptyImageError, FileNotFoundError, StrokeFormatError) as exc:
             print(f"{image}: error: {exc}", file=sys.stderr)
             status = 1
             continue
@@ -312,7 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
         "with the model and print the string, each character's confidence and the overall "
         "confidence (the product of the characters').",
     )
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="*", metavar="IMAGE")
+    p.add_argument("--strokes", action="append", default=[], metavar="FILE.json",
+                   help='read the strokes in a JSON file ({"strokes": [[[x, y], ...], ...], '
+                   '"width": W, "height": H, "stroke_width": P}; see handwriting/stroke_format.py), '
+                   "grouped into characters by drawing order; repeatable")
     p.add_argument("--model", default=model_dir, help="model.ckpt or a promoted dir")
     p.set_defaults(func=_cmd_read_number)
 

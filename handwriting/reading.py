@@ -127,10 +127,18 @@ def read_number(
     """Read a row of characters left to right.
 
     ``image``: a path, bytes, PIL image, canvas RGBA (H, W, 4) or grey (H, W) array, in
-    either polarity. ``segmentation``: keyword arguments for
+    either polarity -- or a ``stroke_format.StrokeDrawing`` (a canvas's strokes), which is
+    read by its strokes (``stroke_reading.read_strokes``: touching and overlapping
+    characters are grouped by drawing order). ``segmentation``: keyword arguments for
     ``segmentation.segment_characters`` (thresholds, merge and split rules).
     Raises EmptyImageError when there is no ink or no character is found.
     """
+    from handwriting.stroke_format import StrokeDrawing
+
+    if isinstance(image, StrokeDrawing):
+        from handwriting.stroke_reading import read_strokes  # imports this module
+
+        return read_strokes(image, predictor)
     ink = line_ink(image, contrast=contrast, min_ink=min_ink)
     segments = segment_characters(ink, **dict(segmentation or {}))
     if not segments:

@@ -195,6 +195,13 @@ def _stroke_mask(
     return np.clip(pen / 2.0 - distance + 0.5, 0.0, 1.0).astype(np.float32)
 
 
+def draw_ink(placed: Sequence[np.ndarray], pen: float, shape: tuple[int, int]) -> np.ndarray:
+    """Ink coverage (float32 (H, W) in [0, 1]) of strokes already in canvas pixels, drawn
+    with fabric's smoothing and a round pen of width ``pen``: the canvas's alpha channel
+    for a canvas of any shape (the number canvas is 700x200, not square)."""
+    return _stroke_mask([np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in placed], pen, shape)
+
+
 def draw_canvas(
     placed: list[np.ndarray], pen: float, canvas_size: int = CANVAS_SIZE, paths: bool = True
 ) -> np.ndarray:
