@@ -217,12 +217,12 @@ def _undo_canvas(name: str) -> None:
 
 def drawing_canvas(name: str, width: int, height: int, settings: Settings) -> np.ndarray | None:
     """Canvas ``name`` and the pixels to read from it. A canvas that was not on the page in
-    the previous run (the mode or input was switched) gets its last drawing back."""
+    the last completed run (the mode or input was switched) gets its last drawing back."""
     from streamlit_drawable_canvas import st_canvas  # only importable inside a running app
 
-    if st.session_state.get("canvas_before") != name:
+    key = f"{name}_canvas"
+    if canvas_state.came_back(st.session_state, key):
         canvas_state.restore(st.session_state, name)
-    st.session_state["canvas_on_page"] = name
     canvas = st_canvas(
         stroke_width=settings.stroke_width,
         stroke_color="#FFFFFF",
@@ -233,7 +233,7 @@ def drawing_canvas(name: str, width: int, height: int, settings: Settings) -> np
         initial_drawing=canvas_state.initial_drawing(st.session_state, name),
         return_image_data=True,
         update_streamlit=True,
-        key=f"{name}_canvas",
+        key=key,
     )
     return canvas_state.remember(st.session_state, name, canvas.json_data, canvas.image_data)
 
@@ -531,8 +531,6 @@ MODES: dict[str, Callable[[Predictor, Settings], None]] = {
 def main() -> None:
     st.set_page_config(page_title="Handwriting reader", page_icon="✍️", layout="wide")
     st.title("Handwriting reader")
-    # Which canvas the previous run showed: one that comes back gets its drawing back.
-    st.session_state["canvas_before"] = st.session_state.pop("canvas_on_page", None)
     deploy = app_deployment()
     with st.sidebar:
         model_box = st.container()  # filled below, shown above the settings

@@ -9,7 +9,11 @@ given whenever that value changes, and sends the result back; so the app keeps t
 drawing it received (its fabric.js JSON and its pixels) and steers the canvas through
 ``initial_drawing``. Each value carries a ``revision`` so that two equal drawings (say,
 empty after Clear, and empty after undoing the only stroke) still count as a change.
-Plain functions on plain dicts: testable without Streamlit.
+A redraw also restarts the component's own undo history at the drawing it loads, so its
+toolbar's "Reset canvas & history" goes back to that drawing: the app only redraws on
+Clear, Undo and a canvas coming back (``came_back``), never in between, so a drawing made
+from an empty canvas is emptied by that reset. Plain functions on plain dicts: testable
+without Streamlit.
 """
 
 from __future__ import annotations
@@ -71,6 +75,17 @@ def undo(state: MutableMapping[str, Any], name: str) -> bool:
         return False
     _set(state, name, strokes[:-1])
     return True
+
+
+def came_back(state: MutableMapping[str, Any], widget_key: str) -> bool:
+    """Whether the canvas widget ``widget_key`` is (re)entering the page: Streamlit keeps a
+    keyed widget's value in session state while the widget is on the page and drops it after
+    the first *completed* run without it. A run cut short by a newer one (a stroke arriving
+    while the page reruns) drops nothing, so a canvas that stayed on the page never counts
+    as back -- restoring it then would reload the canvas, and reset its own toolbar's
+    history to the restored drawing (its "Reset canvas" would then bring that drawing back
+    instead of emptying the canvas)."""
+    return widget_key not in state
 
 
 def restore(state: MutableMapping[str, Any], name: str) -> None:

@@ -29,6 +29,7 @@ from tests.test_browser import (
     TIMEOUT_MS,
     draw,
     expect,
+    ink_in_column,
     model_answer,
     playwright_api,
     press_read,
@@ -113,6 +114,22 @@ def touch_stroke(page, canvas, points) -> None:
     cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
 
 
+def answer_panel_drawn(page) -> None:
+    """The answer's chart and the model's 28x28 input have rendered (not placeholders)."""
+    expect(page.get_by_test_id("stVegaLiteChart").locator("canvas, svg").first).to_be_visible()
+    expect(page.get_by_text("What the model sees (28x28, enlarged)")).to_be_visible()
+
+
+def ink_shown(page, x_fraction: float = 0.5) -> bool:
+    """Whether the canvas shows ink at ``x_fraction`` of its width within a few seconds (a
+    canvas that was just mounted loads its drawing a moment later)."""
+    for _ in range(50):
+        if ink_in_column(page, x_fraction):
+            return True
+        page.wait_for_timeout(200)
+    return False
+
+
 def no_traceback(page) -> None:
     expect(page.get_by_test_id("stException")).to_have_count(0)
     expect(page.get_by_text("Traceback")).to_have_count(0)
@@ -128,7 +145,7 @@ def test_phone_touch_drawing_is_read_and_the_answer_is_in_view(browser, app_url:
     page.screenshot(path=str(SCREENSHOTS / "layout-phone-drawn.png"))
     press_read(page, model_answer(page))
     expect(model_answer(page)).to_have_text(re.compile(r"^[0-9]$"))
-    page.wait_for_timeout(500)
+    answer_panel_drawn(page)
     page.screenshot(path=str(SCREENSHOTS / "layout-phone-read.png"))
     inside_viewport(page, model_answer(page))
     no_traceback(page)
@@ -145,11 +162,40 @@ def test_laptop_canvas_whole_and_answer_in_view(browser, app_url: str) -> None:
     canvas_fully_shown(page)
     draw(page, page.locator("canvas.upper-canvas"), one_stroke())
     press_read(page, model_answer(page))
-    page.wait_for_timeout(500)
+    answer = model_answer(page).inner_text()
+    answer_panel_drawn(page)
     page.screenshot(path=str(SCREENSHOTS / "layout-laptop-read.png"))
     inside_viewport(page, model_answer(page))
     no_traceback(page)
+    # To the number mode and back: the drawing is on the canvas again, with its answer
+    # (the page does not claim it changed), and Read reads it, not an empty canvas.
+    page.get_by_text("Number (several digits)").click()
+    expect(page.get_by_text("Write a number below")).to_be_visible()
+    expect(model_answer(page)).to_have_count(0)
+    page.get_by_text("Single digit").click()
+    expect(model_answer(page)).to_have_text(answer)
+    expect(page.locator("canvas.upper-canvas")).to_have_count(1)
+    assert ink_shown(page), "the drawing did not come back after the mode switch"
+    press_read(page, model_answer(page))
+    expect(model_answer(page)).to_have_text(answer)
+    expect(page.get_by_text("The drawing changed")).to_have_count(0)
+    expect(page.get_by_text("Draw a digit first")).to_have_count(0)
+    page.screenshot(path=str(SCREENSHOTS / "layout-laptop-mode-switch.png"))
+    # The app's Clear empties it.
+    page.locator(".st-key-clear_digit button").click()
+    expect(model_answer(page)).to_have_count(0)
+    assert not ink_shown_after_clear(page), "Clear left the drawing on the canvas"
+    no_traceback(page)
     page.close()
+
+
+def ink_shown_after_clear(page) -> bool:
+    """Whether ink stays in the canvas's middle column for a few seconds after Clear."""
+    for _ in range(50):
+        if not ink_in_column(page, 0.5):
+            return False
+        page.wait_for_timeout(200)
+    return True
 
 
 @pytest.mark.parametrize("device", ["laptop", "phone"])
@@ -158,8 +204,12 @@ def test_each_bad_upload_shows_its_message_and_no_traceback(
 ) -> None:
     page = open_page(browser, app_url, LAPTOP if device == "laptop" else PHONE)
     page.get_by_text("Number (several digits)").click()
+    # Wait for the number page before switching its input: a click on "Upload an image"
+    # before the rerun lands hits the single-digit page's switch, which then goes away.
+    expect(page.get_by_text("Write a number below")).to_be_visible()
     page.get_by_text("Upload an image").click()
     chooser = page.locator("input[type=file]")
+    expect(page.get_by_text("A picture of one line of digits")).to_be_visible()
     cases = bad_uploads() if device == "laptop" else {  # two on the phone: time is short
         k: v for k, v in bad_uploads().items() if k in ("text-as-png", "huge")}
     for case, (name, data, expected) in cases.items():

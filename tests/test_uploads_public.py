@@ -90,6 +90,14 @@ def test_clear_undo_and_restore_steer_the_canvas() -> None:
     assert not canvas_state.undo(state, "digit")
 
 
+def test_only_a_canvas_that_left_the_page_counts_as_back() -> None:
+    """Streamlit keeps a keyed widget's value while it is on the page; a rerun cut short by
+    a stroke drops nothing. Restoring a canvas that never left would reload it and reset
+    its toolbar's history (its "Reset canvas" would bring the drawing back)."""
+    assert canvas_state.came_back({}, "digit_canvas")  # first run, or after a mode switch
+    assert not canvas_state.came_back({"digit_canvas": {"drawing": None}}, "digit_canvas")
+
+
 def test_saving_the_same_drawing_twice_keeps_it_once(tmp_path: Path) -> None:
     rgba = canvas_rgba([one_stroke()])
     classes = list("0123456789")
