@@ -12,7 +12,6 @@ model's alphabet: "digit" for a 0-9 model, "character" otherwise.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,13 +153,6 @@ def probability_chart(reading: serving.Reading, k: int) -> alt.Chart:
     )
 
 
-def confidence_help(calibrated: bool) -> str:
-    if calibrated:
-        return ("Calibrated on held-out data: of the answers given at 90 %, about 90 % are "
-                "right. Below the model's threshold it says it is not sure (see the sidebar).")
-    return "The model's raw softmax probability: this model has no calibration."
-
-
 def show_reading(reading: serving.Reading, calibrated: bool, k: int = TOP_K) -> None:
     """The model's answer, its probabilities, its input and Tesseract's answer."""
     prediction = reading.prediction
@@ -174,7 +166,7 @@ def show_reading(reading: serving.Reading, calibrated: bool, k: int = TOP_K) -> 
         st.error(answers.explanation(prediction, noun), icon=":material/block:")
     else:
         confidence.metric("Confidence", f"{100 * prediction.confidence:.1f} %",
-                          help=confidence_help(calibrated))
+                          help=answers.confidence_help(calibrated))
         if prediction.verdict == NOT_SURE:
             st.warning(answers.explanation(prediction, noun), icon=":material/help:")
         top = ", ".join(f"{label} ({100 * p:.1f} %)" for label, p in prediction.top_k(k))
@@ -246,11 +238,6 @@ def canvas_buttons(name: str, columns: list) -> bool:
     columns[2].button("Clear", on_click=_clear_canvas, args=(name,), key=f"clear_{name}",
                       width="stretch")
     return read
-
-
-def drawing_digest(rgba: np.ndarray | None) -> str | None:
-    """Identifies a drawing, so an answer is only shown with the drawing it was read from."""
-    return hashlib.sha1(rgba.tobytes()).hexdigest() if rgba is not None else None
 
 
 def reading_for_drawing(
@@ -336,7 +323,7 @@ def draw_digit(predictor: Predictor, settings: Settings) -> None:
         rgba = drawing_canvas("digit", CANVAS_SIZE, CANVAS_SIZE, settings)
         read = canvas_buttons("digit", st.columns(3, gap="small"))
 
-    digest = drawing_digest(rgba)
+    digest = canvas_state.digest(rgba)
     with result_column:
         reading = reading_for_drawing(
             "digit", digest, read or settings.live,
@@ -491,7 +478,7 @@ def draw_number(predictor: Predictor, settings: Settings) -> None:
 
     with result:
         line = reading_for_drawing(
-            "number", drawing_digest(rgba), read or settings.live,
+            "number", canvas_state.digest(rgba), read or settings.live,
             lambda: serving.read_number_canvas(predictor, rgba, _reader(predictor, settings)),
             serving.empty_number_message(noun), f"Write {what} below, then press **Read**.",
         )

@@ -174,7 +174,9 @@ def test_laptop_canvas_whole_and_answer_in_view(browser, app_url: str) -> None:
     expect(model_answer(page)).to_have_count(0)
     page.get_by_text("Single digit").click()
     expect(model_answer(page)).to_have_text(answer)
-    expect(page.locator("canvas.upper-canvas")).to_have_count(1)
+    # The digit canvas is back and the number canvas gone (it lingers while the rerun runs).
+    expect(page.locator('canvas.dc-canvas.lower-canvas[width="700"]')).to_have_count(0)
+    expect(page.locator('canvas.dc-canvas.lower-canvas[width="280"]')).to_have_count(1)
     assert ink_shown(page), "the drawing did not come back after the mode switch"
     press_read(page, model_answer(page))
     expect(model_answer(page)).to_have_text(answer)

@@ -96,6 +96,10 @@ def test_only_a_canvas_that_left_the_page_counts_as_back() -> None:
     its toolbar's history (its "Reset canvas" would bring the drawing back)."""
     assert canvas_state.came_back({}, "digit_canvas")  # first run, or after a mode switch
     assert not canvas_state.came_back({"digit_canvas": {"drawing": None}}, "digit_canvas")
+    blank = np.zeros((4, 4, 4), np.uint8)
+    assert canvas_state.digest(None) is None
+    assert canvas_state.digest(blank) == canvas_state.digest(blank.copy())
+    assert canvas_state.digest(blank) != canvas_state.digest(blank + 1)
 
 
 def test_saving_the_same_drawing_twice_keeps_it_once(tmp_path: Path) -> None:
