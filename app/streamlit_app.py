@@ -12,7 +12,6 @@ model's alphabet: "digit" for a 0-9 model, "character" otherwise.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +23,11 @@ import streamlit as st
 import torch
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from handwriting import answers, collection, serving
+from handwriting import answers, canvas_state, collection, deployment, serving, uploads
 from handwriting.calibration import NOT_A_DIGIT, NOT_SURE
 from handwriting.inference import ModelLoadError, Predictor
 from handwriting.ocr import TesseractReader
-from handwriting.preprocessing import EmptyImageError
+from handwriting.preprocessing import EmptyImageError, prepare_image
 
 # One image at a time gains nothing from a thread pool; on a busy machine the pool's
 # threads wait on each other (p50 24 ms with 2 threads vs 1.4 ms with 1, benchmarks/).
@@ -50,6 +49,7 @@ class Settings:
     stroke_width: int
     live: bool
     compare_tesseract: bool
+    deployment: deployment.Deployment
 
 
 # --------------------------------------------------------------------------- cached resources
@@ -73,27 +73,31 @@ def cached_tesseract_status() -> str:
     return serving.tesseract_status()
 
 
-def load_model() -> tuple[Predictor | None, Path]:
-    """The promoted model, or (None, path) after showing why there is none."""
+def load_model(public: bool) -> tuple[Predictor | None, Path]:
+    """The promoted model, or (None, path) after showing why there is none (in public,
+    without the server's paths and commands: they are for the owner's log, not visitors)."""
     path = serving.promoted_model_path()
     key = serving.model_cache_key(path)
     if key is None:
-        st.info(serving.missing_model_message(path))
+        st.info(deployment.UNAVAILABLE if public else serving.missing_model_message(path))
         return None, path
     try:
         return cached_predictor(*key), path
     except ModelLoadError as exc:
-        st.error(serving.corrupt_model_message(path, exc))
+        st.error(deployment.UNAVAILABLE if public else serving.corrupt_model_message(path, exc))
         return None, path
 
 
 # --------------------------------------------------------------------------- sidebar
 
 
-def model_panel(predictor: Predictor, path: Path) -> None:
+def model_panel(predictor: Predictor, path: Path, public: bool) -> None:
     rows = dict(serving.describe_model(predictor, path))
+    if public:
+        rows = deployment.public_rows(rows)
     st.header("Model")
-    st.caption(f"`{rows.pop('File')}`")
+    if "File" in rows:
+        st.caption(f"`{rows.pop('File')}`")
     st.metric("Validation accuracy", rows.pop("Validation accuracy"))
     st.metric("Test accuracy", rows.pop("Test accuracy"))
     drawn = predictor.metadata.get("metrics", {}).get("drawn/acc")
@@ -108,13 +112,23 @@ def model_panel(predictor: Predictor, path: Path) -> None:
         st.markdown("\n".join(f"- **{name}:** `{value}`" for name, value in rows.items()))
 
 
-def settings_panel() -> Settings:
+def settings_panel(deploy: deployment.Deployment) -> Settings:
     st.header("Settings")
     stroke = st.slider("Stroke width", min_value=8, max_value=40, value=20, step=1)
     live = st.toggle("Live prediction", value=False, help="Read after every stroke, no button")
     compare = st.toggle("Compare with Tesseract", value=True)
-    st.caption(cached_tesseract_status())
-    return Settings(stroke_width=stroke, live=live, compare_tesseract=compare)
+    if not deploy.public:  # the install hint is a command for the server's owner
+        st.caption(cached_tesseract_status())
+    return Settings(stroke_width=stroke, live=live, compare_tesseract=compare, deployment=deploy)
+
+
+def app_deployment() -> deployment.Deployment:
+    """Public or private (deployment.py): $HANDWRITING_PUBLIC, else the secret ``public``."""
+    try:
+        secrets = dict(st.secrets)
+    except Exception:  # no secrets.toml (the usual case) or an unreadable one: no secret set
+        secrets = {}
+    return deployment.deployment(secrets)
 
 
 # --------------------------------------------------------------------------- result display
@@ -139,13 +153,6 @@ def probability_chart(reading: serving.Reading, k: int) -> alt.Chart:
     )
 
 
-def confidence_help(calibrated: bool) -> str:
-    if calibrated:
-        return ("Calibrated on held-out data: of the answers given at 90 %, about 90 % are "
-                "right. Below the model's threshold it says it is not sure (see the sidebar).")
-    return "The model's raw softmax probability: this model has no calibration."
-
-
 def show_reading(reading: serving.Reading, calibrated: bool, k: int = TOP_K) -> None:
     """The model's answer, its probabilities, its input and Tesseract's answer."""
     prediction = reading.prediction
@@ -159,7 +166,7 @@ def show_reading(reading: serving.Reading, calibrated: bool, k: int = TOP_K) -> 
         st.error(answers.explanation(prediction, noun), icon=":material/block:")
     else:
         confidence.metric("Confidence", f"{100 * prediction.confidence:.1f} %",
-                          help=confidence_help(calibrated))
+                          help=answers.confidence_help(calibrated))
         if prediction.verdict == NOT_SURE:
             st.warning(answers.explanation(prediction, noun), icon=":material/help:")
         top = ", ".join(f"{label} ({100 * p:.1f} %)" for label, p in prediction.top_k(k))
@@ -188,20 +195,49 @@ def show_reading(reading: serving.Reading, calibrated: bool, k: int = TOP_K) -> 
 
 
 def _clear_canvas(name: str) -> None:
-    """Clear button of canvas ``name``: a new key gives a fresh, empty canvas (the toolbar's
-    reset does the same in place) and its stored answer goes too."""
-    version = f"{name}_canvas_version"
-    st.session_state[version] = st.session_state.get(version, 0) + 1
+    """Clear button of canvas ``name``: the canvas redraws empty (canvas_state) and its
+    stored answer goes too."""
+    canvas_state.clear(st.session_state, name)
     st.session_state.pop(f"{name}_reading", None)
 
 
-def _canvas_key(name: str) -> str:
-    return f"{name}_canvas_{st.session_state.get(f'{name}_canvas_version', 0)}"
+def _undo_canvas(name: str) -> None:
+    """Undo button: the canvas redraws without its last stroke (works on touch screens,
+    unlike the component's hover toolbar)."""
+    canvas_state.undo(st.session_state, name)
 
 
-def drawing_digest(rgba: np.ndarray | None) -> str | None:
-    """Identifies a drawing, so an answer is only shown with the drawing it was read from."""
-    return hashlib.sha1(rgba.tobytes()).hexdigest() if rgba is not None else None
+def drawing_canvas(name: str, width: int, height: int, settings: Settings) -> np.ndarray | None:
+    """Canvas ``name`` and the pixels to read from it. A canvas that was not on the page in
+    the last completed run (the mode or input was switched) gets its last drawing back."""
+    from streamlit_drawable_canvas import st_canvas  # only importable inside a running app
+
+    key = f"{name}_canvas"
+    if canvas_state.came_back(st.session_state, key):
+        canvas_state.restore(st.session_state, name)
+    canvas = st_canvas(
+        stroke_width=settings.stroke_width,
+        stroke_color="#FFFFFF",
+        background_color="#000000",  # white on black, like MNIST
+        width=width,
+        height=height,
+        drawing_mode="freedraw",
+        initial_drawing=canvas_state.initial_drawing(st.session_state, name),
+        return_image_data=True,
+        update_streamlit=True,
+        key=key,
+    )
+    return canvas_state.remember(st.session_state, name, canvas.json_data, canvas.image_data)
+
+
+def canvas_buttons(name: str, columns: list) -> bool:
+    """Read, Undo and Clear under canvas ``name``; True when Read was pressed."""
+    read = columns[0].button("Read", type="primary", key=f"read_{name}", width="stretch")
+    columns[1].button("Undo", on_click=_undo_canvas, args=(name,), key=f"undo_{name}",
+                      width="stretch", help="Take back the last stroke")
+    columns[2].button("Clear", on_click=_clear_canvas, args=(name,), key=f"clear_{name}",
+                      width="stretch")
+    return read
 
 
 def reading_for_drawing(
@@ -224,7 +260,7 @@ def reading_for_drawing(
     if stored is not None and stored[0] == digest:
         return stored[1]
     if stored is not None:
-        st.info("The drawing changed: press **Read** to read it again.")
+        st.info("The drawing changed since it was read: press **Read** to read it again.")
     else:
         st.info(prompt)
     return None
@@ -236,13 +272,21 @@ def _reader(predictor: Predictor, settings: Settings) -> TesseractReader | None:
     return cached_reader(serving.tesseract_whitelist(predictor.classes))
 
 
-def file_upload(label: str, key: str) -> UploadedFile | None:
-    """The upload widget with the app's type and size limits (stated while nothing is up)."""
-    upload = st.file_uploader(label, type=list(serving.UPLOAD_TYPES),
-                              max_upload_size=serving.MAX_UPLOAD_MB, key=key)
+def file_upload(label: str, key: str, settings: Settings) -> uploads.CheckedUpload | None:
+    """The upload widget with the app's type and size limits (stated while nothing is up),
+    and the upload checked before anything of it is shown: a bad file is one message."""
+    limit = settings.deployment.max_upload_mb
+    upload: UploadedFile | None = st.file_uploader(
+        label, type=list(uploads.UPLOAD_TYPES), max_upload_size=limit, key=key)
     if upload is None:
-        st.caption(f"{', '.join(serving.UPLOAD_TYPES)}; up to {serving.MAX_UPLOAD_MB} MB.")
-    return upload
+        st.caption(f"{', '.join(uploads.UPLOAD_TYPES)}; up to {limit} MB.")
+        return None
+    try:
+        return uploads.checked(upload.name, upload.getvalue(),
+                               max_bytes=settings.deployment.max_upload_bytes)
+    except uploads.UploadError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return None
 
 
 def read_or_explain(read: Callable[[], T], empty_message: str) -> T | None:
@@ -260,41 +304,35 @@ def read_or_explain(read: Callable[[], T], empty_message: str) -> T | None:
 # --------------------------------------------------------------------------- single digit mode
 
 
-def draw_digit(predictor: Predictor, settings: Settings) -> None:
-    from streamlit_drawable_canvas import st_canvas  # only importable inside a running app
+def side_by_side(key: str) -> tuple:
+    """(result column, input column): in this order in the page, so on a phone (columns
+    stacked) the answer sits above the canvas and is in view after Read; on wider screens
+    the CSS below swaps them back, input on the left. The ratio leaves the 280 px canvas
+    room from 1024 px wide with the sidebar open."""
+    st.html(f"<style>@media (min-width: 640px) {{ .st-key-{key} > div > "
+            '[data-testid="stHorizontalBlock"] { flex-direction: row-reverse; } }</style>')
+    with st.container(key=key):
+        return tuple(st.columns([5, 4], gap="medium"))
 
+
+def draw_digit(predictor: Predictor, settings: Settings) -> None:
     noun = serving.character_noun(predictor.classes)
-    canvas_column, result_column = st.columns([1, 2], gap="large")
+    result_column, canvas_column = side_by_side("digit_layout")
     with canvas_column:
         st.markdown(f"Draw **one {noun}**, large, in the middle of the box.")
-        canvas = st_canvas(
-            stroke_width=settings.stroke_width,
-            stroke_color="#FFFFFF",
-            background_color="#000000",  # white on black, like MNIST
-            width=CANVAS_SIZE,
-            height=CANVAS_SIZE,
-            drawing_mode="freedraw",
-            return_image_data=True,
-            update_streamlit=True,
-            key=_canvas_key("digit"),
-        )
-        read_col, clear_col = st.columns(2)
-        read = read_col.button("Read", type="primary", key="read_digit", width="stretch")
-        clear_col.button("Clear", on_click=_clear_canvas, args=("digit",), key="clear_digit",
-                         width="stretch")
-        st.caption("Undo, redo and reset: the canvas toolbar (hover over the canvas).")
+        rgba = drawing_canvas("digit", CANVAS_SIZE, CANVAS_SIZE, settings)
+        read = canvas_buttons("digit", st.columns(3, gap="small"))
 
-    rgba = canvas.image_data
-    digest = drawing_digest(rgba)
+    digest = canvas_state.digest(rgba)
     with result_column:
         reading = reading_for_drawing(
             "digit", digest, read or settings.live,
             lambda: serving.read_canvas(predictor, rgba, _reader(predictor, settings)),
-            serving.empty_canvas_message(noun), f"Draw a {noun} on the left, then press **Read**.",
+            serving.empty_canvas_message(noun), f"Draw a {noun}, then press **Read**.",
         )
         if reading is not None:
             show_reading(reading, predictor.calibration is not None)
-            if collection.saving_enabled():
+            if collection.saving_enabled() and not settings.deployment.public:
                 save_panel(predictor, rgba, reading, digest)
 
 
@@ -314,11 +352,12 @@ def save_panel(
             save = st.form_submit_button("Save drawing")
         if save:
             try:
-                path = collection.save_drawing(rgba, label, classes, directory)
+                path, new = collection.save_once(rgba, label, classes, directory)
             except (EmptyImageError, ValueError, OSError) as error:
                 st.error(f"Not saved: {error}")
             else:
-                st.success(f"Saved as **{label}**: `{path.name}`")
+                st.success(f"Saved as **{label}**: `{path.name}`" if new else
+                           f"Already saved as **{label}** (`{path.name}`): kept once.")
         counts = collection.drawing_counts(directory)
         if counts:
             per_label = ", ".join(f"{name}: {n}" for name, n in counts.items())
@@ -330,23 +369,20 @@ def save_panel(
 
 def upload_digit(predictor: Predictor, settings: Settings) -> None:
     noun = serving.character_noun(predictor.classes)
-    upload_column, result_column = st.columns([1, 2], gap="large")
+    result_column, upload_column = side_by_side("digit_upload_layout")
     with upload_column:
-        upload = file_upload(f"A picture of one {noun}", "digit_upload")
+        upload = file_upload(f"A picture of one {noun}", "digit_upload", settings)
         if upload is None:
             return
+        st.image(upload.preview, caption=upload.name, width=CANVAS_SIZE)
     with result_column:
         reading = read_or_explain(
-            lambda: serving.read_upload(
-                predictor, upload.name, upload.getvalue(), _reader(predictor, settings)
-            ),
+            lambda: serving.read_image28(predictor, prepare_image(upload.image),
+                                         _reader(predictor, settings)),
             serving.empty_upload_message(noun),
         )
-        if reading is None:
-            return
-        show_reading(reading, predictor.calibration is not None)
-    with upload_column:
-        st.image(upload.getvalue(), caption=upload.name, width=CANVAS_SIZE)
+        if reading is not None:
+            show_reading(reading, predictor.calibration is not None)
 
 
 def draw_or_upload(
@@ -429,55 +465,40 @@ def show_line_reading(line: serving.LineReading, noun: str, threshold: float | N
 
 
 def draw_number(predictor: Predictor, settings: Settings) -> None:
-    from streamlit_drawable_canvas import st_canvas  # only importable inside a running app
-
     noun = serving.character_noun(predictor.classes)
     what = "a number" if noun == "digit" else "a few characters"
     st.markdown(
         f"Write **{what}** on one line: several {noun}s side by side, large, "
         "with a little space between them."
     )
+    result = st.container()  # above the canvas: in view right after Read, phone or laptop
     width, height = NUMBER_CANVAS
-    canvas = st_canvas(
-        stroke_width=settings.stroke_width,
-        stroke_color="#FFFFFF",
-        background_color="#000000",
-        width=width,
-        height=height,
-        drawing_mode="freedraw",
-        return_image_data=True,
-        update_streamlit=True,
-        key=_canvas_key("number"),
-    )
-    read_col, clear_col, _ = st.columns([1, 1, 4])
-    read = read_col.button("Read", type="primary", key="read_number", width="stretch")
-    clear_col.button("Clear", on_click=_clear_canvas, args=("number",), key="clear_number",
-                     width="stretch")
+    rgba = drawing_canvas("number", width, height, settings)
+    read = canvas_buttons("number", st.columns([1, 1, 1, 3], gap="small"))
 
-    rgba = canvas.image_data
-    line = reading_for_drawing(
-        "number", drawing_digest(rgba), read or settings.live,
-        lambda: serving.read_number_canvas(predictor, rgba, _reader(predictor, settings)),
-        serving.empty_number_message(noun), f"Write {what} above, then press **Read**.",
-    )
-    if line is not None:
-        show_line_reading(line, noun, answer_threshold(predictor))
+    with result:
+        line = reading_for_drawing(
+            "number", canvas_state.digest(rgba), read or settings.live,
+            lambda: serving.read_number_canvas(predictor, rgba, _reader(predictor, settings)),
+            serving.empty_number_message(noun), f"Write {what} below, then press **Read**.",
+        )
+        if line is not None:
+            show_line_reading(line, noun, answer_threshold(predictor))
 
 
 def upload_number(predictor: Predictor, settings: Settings) -> None:
     noun = serving.character_noun(predictor.classes)
-    upload = file_upload(f"A picture of one line of {noun}s", "number_upload")
+    upload = file_upload(f"A picture of one line of {noun}s", "number_upload", settings)
     if upload is None:
         return
-    st.image(upload.getvalue(), caption=upload.name, width=NUMBER_CANVAS[0])
     line = read_or_explain(
-        lambda: serving.read_number_upload(
-            predictor, upload.name, upload.getvalue(), _reader(predictor, settings)
-        ),
+        lambda: serving.read_number_image(predictor, upload.image, _reader(predictor, settings)),
         serving.empty_number_upload_message(noun),
     )
     if line is not None:
         show_line_reading(line, noun, answer_threshold(predictor))
+    # After the answer, and small: a wide preview must not push the answer out of view.
+    st.image(upload.preview, caption=upload.name, width=min(upload.preview.width, 420))
 
 
 def number_mode(predictor: Predictor, settings: Settings) -> None:
@@ -497,14 +518,15 @@ MODES: dict[str, Callable[[Predictor, Settings], None]] = {
 def main() -> None:
     st.set_page_config(page_title="Handwriting reader", page_icon="✍️", layout="wide")
     st.title("Handwriting reader")
+    deploy = app_deployment()
     with st.sidebar:
         model_box = st.container()  # filled below, shown above the settings
-        settings = settings_panel()
-    predictor, path = load_model()
+        settings = settings_panel(deploy)
+    predictor, path = load_model(deploy.public)
     if predictor is None:
         return
     with model_box:
-        model_panel(predictor, path)
+        model_panel(predictor, path, deploy.public)
     labels = serving.mode_labels(predictor.classes)
     mode = st.radio(
         "Mode", list(MODES), format_func=labels.__getitem__, horizontal=True, key="mode"

@@ -64,3 +64,10 @@ def character_note(confidence: float, weakest: bool, threshold: float | None) ->
     if threshold is not None and confidence < threshold:
         return "not sure"
     return "least sure" if weakest else ""
+
+
+def confidence_help(calibrated: bool) -> str:
+    if calibrated:
+        return ("Calibrated on held-out data: of the answers given at 90 %, about 90 % are "
+                "right. Below the model's threshold it says it is not sure (see the sidebar).")
+    return "The model's raw softmax probability: this model has no calibration."

@@ -229,7 +229,7 @@ def test_number_mode_on_an_empty_canvas_asks_for_a_number(
     mode.set_value("number").run()
     assert not at.exception
     assert "Write **a number** on one line" in texts(at.main.markdown)
-    assert "Write a number above" in texts(at.main.info)
+    assert "Write a number below" in texts(at.main.info)
     assert not at.main.metric and not at.warning
     at.button(key="read_number").click().run()
     assert not at.exception

@@ -277,7 +277,7 @@ def draw_read_clear(page, drawings_dir: Path) -> None:
     # The app's own Clear button: a fresh canvas and no stale answer.
     page.get_by_role("button", name="Clear", exact=True).click()
     expect(model_answer(page)).to_have_count(0)
-    expect(page.get_by_text("Draw a digit on the left")).to_be_visible()
+    expect(page.get_by_text("Draw a digit, then press")).to_be_visible()
     fresh_canvas(page)
     press_read(page, page.get_by_text("Draw a digit first"))  # the new canvas is empty
 
@@ -295,7 +295,7 @@ def test_write_and_read_a_number_in_a_real_browser(page) -> None:
 def write_and_read_number(page) -> None:
     expect(page.get_by_text("Validation accuracy")).to_be_visible()
     page.get_by_text("Number (several digits)", exact=True).click()
-    expect(page.get_by_text("Write a number above")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text("Write a number below")).to_be_visible(timeout=TIMEOUT_MS)
     canvas = page.locator("canvas.upper-canvas")
     expect(canvas).to_have_count(1, timeout=TIMEOUT_MS)  # the single-character canvas is gone
     canvas.wait_for(state="visible")
