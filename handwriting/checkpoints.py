@@ -39,6 +39,15 @@ class CheckpointWriteError(FileWriteError):
     """A training checkpoint could not be written (disk full, read-only)."""
 
 
+def torch_bytes(obj: Any) -> bytes:
+    """``torch.save`` into memory: the one way files of tensors are made here, so they can
+    be written whole with ``atomic.write_atomic`` (torch's own file writer reports a full
+    disk cryptically and leaves a partial file)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint I/O, but each file is written to a temporary name in its own
     folder and renamed: whole or absent, never truncated, on any local file system."""
@@ -48,11 +57,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
         path = Path(path)
-        buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, buffer.getvalue())
+            write_atomic(path, torch_bytes(checkpoint))
         except OSError as exc:
             raise CheckpointWriteError(
                 f"Could not write the checkpoint {path}: {describe_os_error(exc)}. Training "

@@ -174,8 +174,7 @@ def _cmd_drawn(args: argparse.Namespace) -> int:
     from handwriting.drawn import DrawnEvaluation
     from handwriting.inference import Predictor
 
-    path = Path(args.model)
-    predictor = Predictor.from_checkpoint(path / "model.ckpt" if path.is_dir() else path)
+    predictor = Predictor.from_checkpoint(_model_file(args.model))
     trained = ((predictor.metadata.get("config") or {}).get("pendigits") or {})
     evaluation = DrawnEvaluation(PenDigits(cache_dir=args.cache_dir, download=False,
                                            unipen_file=args.unipen_file))
@@ -194,6 +193,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     """Fit a model's calibration on the validation writers' drawings and store it in the
     model file (a promoted model is rewritten like a promotion: the old file kept)."""
     from handwriting.atomic import write_atomic
+    from handwriting.checkpoints import torch_bytes
     from handwriting.confidence import ConfidenceFit, score
     from handwriting.data.download import DownloadError
     from handwriting.data.pen_source import PenDigits
@@ -223,23 +223,13 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         recalibrate(path.parent, calibration)
     else:
         checkpoint[CALIBRATION_KEY] = calibration.to_dict()
-        write_atomic(path, serialized_checkpoint(checkpoint))
+        write_atomic(path, torch_bytes(checkpoint))
     print(f"Calibrated {path}: temperature {calibration.temperature:.3f}, not sure below "
           f"{calibration.answer_threshold:.1%}, junk threshold {calibration.junk_threshold:.3f}")
     print(f"On the test writers' drawings: calibration error {measured['ece_uncalibrated']:.2%} -> "
           f"{measured['ece']:.2%}; {measured['answered']:.1%} answered, {measured['answered_acc']:.2%} "
           f"of those right; {measured['digits_refused']:.1%} refused as not a digit")
     return 0
-
-
-def serialized_checkpoint(checkpoint: dict) -> bytes:
-    import io
-
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
-    return buffer.getvalue()
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ from handwriting.calibration import (
     fit_temperature,
     softmax,
 )
+from handwriting.checkpoints import torch_bytes
 from handwriting.data.download import default_data_dir
 from handwriting.data.embedded import EmbeddedMNIST
 from handwriting.data.pen_source import TRAIN_STYLE
@@ -101,10 +101,10 @@ class ConfidenceFit:
             detector, own_holdout = self.detector_for(pen_strokes)
             # Real drawings decide what a digit scores when we have them; else MNIST
             # digits the detector never trained on.
-            reference = held_out.images if writers is not None else own_holdout
-            scores = detector.junk_probability(reference)
+            held_out_scores = detector.junk_probability(held_out.images)
+            scores = held_out_scores if writers is not None else detector.junk_probability(own_holdout)
             junk_threshold = float(max(0.5, np.quantile(scores, 1.0 - self.digit_refusal)))
-            kept = detector.junk_probability(held_out.images) <= junk_threshold
+            kept = held_out_scores <= junk_threshold
             val_junk = cached_junk(max(400, self.junk_count // 10), "val")
             metrics["val_junk_refused"] = junk_refused(detector.junk_probability(val_junk.images),
                                                        val_junk, junk_threshold)
@@ -139,11 +139,9 @@ class ConfidenceFit:
         junk = cached_junk(self.junk_count, "train", exact=False)
         detector = train_detector(digits, junk.images[~junk.blank], seed=self.seed,
                                   epochs=self.detector_epochs)
-        buffer = io.BytesIO()
-        torch.save(detector.to_dict(), buffer)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, buffer.getvalue())
+            write_atomic(path, torch_bytes(detector.to_dict()))
         except OSError as exc:
             log.info("junk detector not cached (%s): it is trained again next time", exc)
         return detector, holdout
@@ -206,13 +204,7 @@ def calibrate_run(fit: ConfidenceFit, model: torch.nn.Module, classes: Sequence[
         calibration = fit.fit(model, classes, _labeled(datamodule.eval_dataset("val")),
                               "the run's validation images (no real drawings at hand)")
         test = _labeled(datamodule.eval_dataset("test"))
-    write_atomic(output_dir / RUN_FILE, serialized(calibration))
+    write_atomic(output_dir / RUN_FILE, torch_bytes(calibration.to_dict()))
     junk = cached_junk(800, "test") if calibration.detector is not None else None
     measured = score(model, calibration, test, junk)
     return prefixed({**measured, **calibration.metrics})
-
-
-def serialized(calibration: Calibration) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(calibration.to_dict(), buffer)
-    return buffer.getvalue()

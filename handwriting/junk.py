@@ -23,9 +23,11 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFont
+from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
+from handwriting.atomic import write_atomic
+from handwriting.data.download import default_data_dir
 from handwriting.preprocessing import EmptyImageError, prepare_image
 from handwriting.render import StrokeStyle, render_app_input, render_input
 
@@ -172,8 +174,6 @@ def _printed(rng: np.random.Generator) -> np.ndarray:
     text = "".join(rng.choice(list(PRINTED), int(rng.integers(1, 3))))
     font = ImageFont.load_default(size=int(rng.integers(30, 90)))
     canvas = Image.new("L", (200, 140), 255)
-    from PIL import ImageDraw
-
     ImageDraw.Draw(canvas).text((20, 10), text, fill=int(rng.integers(0, 80)), font=font)
     return np.asarray(canvas.rotate(float(rng.uniform(-20, 20)), fillcolor=255), dtype=np.float64) / 255
 
@@ -222,9 +222,6 @@ def cached_junk(count: int, split: str = "train", exact: bool = True) -> JunkSet
     """``make_junk`` drawn once per machine and kept in ``$HANDWRITING_DATA_DIR/junk`` (or
     ``~/.cache/handwriting/junk``): 12,000 training inputs take about a minute to draw. A
     cache that cannot be read is redrawn; one that cannot be written only costs time."""
-    from handwriting.atomic import write_atomic
-    from handwriting.data.download import default_data_dir
-
     path = default_data_dir("junk") / f"junk-v{JUNK_VERSION}-{split}-{count}-{'exact' if exact else 'fast'}.npz"
     try:
         with np.load(path, allow_pickle=False) as npz:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import io
 import itertools
 import json
 import os
@@ -32,8 +31,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from handwriting.atomic import (
     FileWriteError,
     describe_os_error,
@@ -43,6 +40,7 @@ from handwriting.atomic import (
     strict_json,
 )
 from handwriting.calibration import read_run_calibration
+from handwriting.checkpoints import torch_bytes
 from handwriting.inference import (
     CALIBRATION_KEY,
     ModelLoadError,
@@ -220,9 +218,7 @@ def _install(directory: Path, slim: dict[str, Any], replaced: dict[str, Any] | N
     both into place. Any OSError (disk full, read-only) before the renames changes nothing
     and leaves nothing behind: it is raised as a PromotionError saying so."""
     target, meta_path = directory / MODEL_FILE, directory / META_FILE
-    buffer = io.BytesIO()  # serialized first: torch's file writer reports ENOSPC cryptically
-    torch.save(slim, buffer)
-    blob = buffer.getvalue()
+    blob = torch_bytes(slim)  # serialized first: torch's file writer reports ENOSPC cryptically
     copy = {**slim["handwriting"], "model_file": MODEL_FILE,
             "model_sha256": hashlib.sha256(blob).hexdigest()}
     staged_model = staged_meta = kept = None
