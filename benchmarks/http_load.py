@@ -189,7 +189,7 @@ def stage_times(model: Path, uploads: list[bytes], n: int = 200) -> dict[str, fl
     from handwriting.http_api import prediction_json
     from handwriting.inference import Predictor
     from handwriting.preprocessing import prepare_image
-    from handwriting.serving import check_upload
+    from handwriting.uploads import check_upload
 
     predictor = Predictor.from_checkpoint(model)
     samples: dict[str, list[float]] = {"check_upload (decode)": [], "prepare_image": [],

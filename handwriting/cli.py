@@ -51,9 +51,8 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from handwriting.answers import cli_line
+    from handwriting.answers import character_noun, cli_line
     from handwriting.preprocessing import EmptyImageError, ImageError
-    from handwriting.serving import character_noun
 
     predictor = _load_predictor(args.model)
     images, status = _image_files(args.images)

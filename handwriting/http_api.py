@@ -3,7 +3,7 @@
 Why a second front end: the Streamlit app is for people; programs (a form backend, a
 phone app, a batch job in another language) need a plain request/response interface.
 Every decision is the app's and the CLI's own: uploads go through
-``serving.check_upload`` (type, size, decompression-bomb limits), images through the shared
+``uploads.check_upload`` (type, size, decompression-bomb limits), images through the shared
 preprocessing, and the answer is whatever ``Predictor`` returns, serialized field by
 field so new fields (a calibrated verdict, a message) appear without changes here. A bad
 input gets a 4xx with a JSON message saying what to send instead, never a traceback.
@@ -11,10 +11,13 @@ input gets a 4xx with a JSON message saying what to send instead, never a traceb
     handwriting serve                              # http://127.0.0.1:8000, promoted model
     curl --data-binary @digit.png -H 'Content-Type: image/png' http://127.0.0.1:8000/predict
     curl -F file=@number.png http://127.0.0.1:8000/read-number
+    curl --data-binary @number.json -H 'Content-Type: application/json' http://127.0.0.1:8000/read-number
 
 Endpoints: ``POST /predict`` (one character), ``POST /read-number`` (a row of them), both
 taking the image as the raw body (name the type with Content-Type or ``?filename=x.png``)
-or as a multipart form field ``file``; ``GET /health``; ``GET /model``.
+or as a multipart form field ``file``; ``/read-number`` also takes a drawing's strokes as
+``Content-Type: application/json`` in the stroke format (``stroke_format``), read by
+their order like the app's number canvas; ``GET /health``; ``GET /model``.
 """
 
 from __future__ import annotations
@@ -32,20 +35,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from handwriting import serving
 from handwriting.inference import ModelLoadError, Predictor
-from handwriting.preprocessing import EmptyImageError, ImageError, prepare_image
-from handwriting.reading import read_number
-from handwriting.serving import (
-    MAX_UPLOAD_BYTES,
+from handwriting.model_card import describe_model
+from handwriting.preprocessing import EmptyImageError, ImageError
+from handwriting.promoted_model import (
     MODEL_DIR_ENV,
-    UPLOAD_TYPES,
-    UploadError,
-    check_upload,
-    describe_model,
     load_predictor,
     model_cache_key,
     promoted_model_path,
 )
+from handwriting.stroke_format import StrokeDrawing, StrokeFormatError, loads_strokes
+from handwriting.uploads import MAX_UPLOAD_BYTES, UPLOAD_TYPES, UploadError, check_upload
 
 log = logging.getLogger(__name__)
 
@@ -199,13 +200,24 @@ async def upload(request: Request) -> tuple[str, bytes]:
 
 
 def _checked_image(name: str, data: bytes) -> Any:
-    """serving.check_upload, with its UploadError as 415 (type), 413 (size) or 400."""
+    """uploads.check_upload, with its UploadError as 415 (type), 413 (size) or 400."""
     try:
         return check_upload(name, data)
     except UploadError as exc:
         suffix = Path(name).suffix.lower().lstrip(".")
         status = 415 if suffix not in UPLOAD_TYPES else 413 if len(data) > MAX_UPLOAD_BYTES else 400
         raise BadRequest(status, "bad_upload", str(exc)) from exc
+
+
+def _strokes(body: bytes) -> StrokeDrawing:
+    """A stroke JSON body (stroke_format), its problems as 413 (size) or 400 with where."""
+    if len(body) > MAX_UPLOAD_BYTES:
+        raise BadRequest(413, "bad_strokes", f"the stroke JSON is {len(body)} bytes; the limit is "
+                         f"{MAX_UPLOAD_BYTES} bytes")
+    try:
+        return loads_strokes(body, source="the request body")
+    except StrokeFormatError as exc:
+        raise BadRequest(400, "bad_strokes", str(exc)) from exc
 
 
 Handler = Callable[[Request], Awaitable[JSONResponse]]
@@ -239,14 +251,16 @@ def create_app(model_path: str | Path) -> Starlette:
     async def predict(request: Request) -> JSONResponse:
         k = _top_k(request)
         image = _checked_image(*await upload(request))
-        prediction = holder.get().predict(prepare_image(image))
-        return JSONResponse(prediction_json(prediction, k))
+        return JSONResponse(prediction_json(serving.read(holder.get(), image).prediction, k))
 
     @_answers_errors
     async def read_number_route(request: Request) -> JSONResponse:
         k = _top_k(request)
-        image = _checked_image(*await upload(request))
-        return JSONResponse(number_json(read_number(image, holder.get()), k))
+        if request.headers.get("content-type", "").startswith("application/json"):
+            source = _strokes(await request.body())  # the stroke JSON (stroke_format)
+        else:
+            source = _checked_image(*await upload(request))
+        return JSONResponse(number_json(serving.read(holder.get(), source, number=True).number, k))
 
     @_answers_errors
     async def health(request: Request) -> JSONResponse:

@@ -323,3 +323,11 @@ class TesseractReader:
         if not np.any(arr > 0.1):
             return OcrResult.reject()
         return self._read_whitelisted(render_for_tesseract(arr, self.render), self.psm_line)
+
+
+def tesseract_status() -> str:
+    """One line for the app's sidebar: Tesseract's version, or how to install it."""
+    version = tesseract_version()
+    if version is None:
+        return f"Tesseract not found: the app runs without the comparison. {INSTALL_HINT}"
+    return f"Tesseract {version}"

@@ -57,6 +57,7 @@ class CharacterReading:
     image: np.ndarray = field(repr=False)  # the 28x28 model input
     probabilities: np.ndarray = field(repr=False)
     classes: Sequence[str] = field(repr=False)
+    strokes: tuple[int, int] | None = None  # read from strokes: the run [start, end) drawn
 
     def top_k(self, k: int = 3) -> list[tuple[str, float]]:
         order = np.argsort(-self.probabilities, kind="stable")[:k]

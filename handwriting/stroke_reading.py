@@ -177,7 +177,8 @@ def read_strokes(drawing: StrokeDrawing | Sequence[Any], predictor: Classifier, 
         x0, y0, x1, y1 = boxes[key]
         box = (max(x0, 0), max(y0, 0), min(x1, drawing.width), min(y1, drawing.height))
         characters.append(CharacterReading(label=classes[k], confidence=float(p[k]), bbox=box,
-                                           image=candidates[key][0], probabilities=p, classes=classes))
+                                           image=candidates[key][0], probabilities=p, classes=classes,
+                                           strokes=key))
     confidences = np.array([c.confidence for c in characters])
     ink = draw_ink(strokes, pen, (drawing.height, drawing.width))
     return NumberReading(text="".join(c.label for c in characters), characters=tuple(characters),

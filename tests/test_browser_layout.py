@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from tests.browser_helpers import (
+    NUMBER_CANVAS,
     load_mnist_sample,
     one_stroke,
     streamlit_server,
+    ten_strokes,
     train_tiny_model,
     write_promoted_model,
 )
@@ -33,6 +35,7 @@ from tests.test_browser import (
     model_answer,
     playwright_api,
     press_read,
+    read_digit,
 )
 from tests.test_uploads_public import bad_uploads
 
@@ -101,10 +104,11 @@ def canvas_fully_shown(page) -> None:
     inside_viewport(page, canvas)
 
 
-def touch_stroke(page, canvas, points) -> None:
-    """One stroke with a finger (CDP touch events: Playwright has no touch move)."""
+def touch_stroke(page, canvas, points, width: float = 280) -> None:
+    """One stroke with a finger (CDP touch events: Playwright has no touch move), in the
+    coordinates of a canvas ``width`` px wide (shown scaled on a phone)."""
     box = canvas.bounding_box()
-    scale = box["width"] / 280
+    scale = box["width"] / width
     cdp = page.context.new_cdp_session(page)
     def at(x, y):
         return [{"x": box["x"] + x * scale, "y": box["y"] + y * scale}]
@@ -154,6 +158,42 @@ def test_phone_touch_drawing_is_read_and_the_answer_is_in_view(browser, app_url:
     page.locator(".st-key-undo_digit button:visible").click()
     expect(page.get_by_text("The drawing changed since it was read")).to_be_visible()
     expect(model_answer(page)).to_have_count(0)
+    page.close()
+
+
+def overlapping_ten() -> list[list[tuple[float, float]]]:
+    """A "1" then a "0" whose left edge reaches over the "1": their boxes overlap, so the
+    pixels alone show one blob; the strokes' order says two digits."""
+    one, zero = ten_strokes()
+    shift = 0.40 * NUMBER_CANVAS[0] + 45 - 0.58 * NUMBER_CANVAS[0]
+    return [one, [(x + shift, y) for x, y in zero]]
+
+
+def test_phone_number_canvas_fits_and_strokes_are_read(browser, app_url: str) -> None:
+    """Number mode on a phone: the 700 px canvas is shown whole (scaled to the screen),
+    a finger's strokes land where they are drawn, the digits whose boxes overlap are read
+    apart by their strokes, the answer is in view and each digit is shown in its colour."""
+    page = open_page(browser, app_url, PHONE)
+    page.get_by_text("Number (several digits)", exact=True).click()
+    expect(page.get_by_text("Write a number below")).to_be_visible()
+    canvas = page.locator("canvas.upper-canvas")
+    expect(canvas).to_have_count(1)  # the single-digit canvas is gone
+    expect(page.locator(".st-key-number_canvas_box canvas.upper-canvas")).to_be_visible()
+    canvas.scroll_into_view_if_needed()
+    canvas_fully_shown(page)
+    box = canvas.bounding_box()
+    assert box["width"] < 400 and box["width"] > 2.5 * box["height"], box  # scaled, still wide
+    for stroke in overlapping_ten():
+        touch_stroke(page, canvas, stroke, width=NUMBER_CANVAS[0])
+        page.wait_for_timeout(300)
+    read_digit(page, "10", empty="Write a number first")
+    inside_viewport(page, model_answer(page))
+    expect(page.get_by_text("2 digits found: the strokes of each in its own colour")).to_be_visible()
+    expect(page.locator(".character-tiles figure")).to_have_count(2)
+    tiles = page.locator(".character-tiles").bounding_box()
+    assert tiles["width"] <= page.viewport_size["width"], tiles
+    no_traceback(page)
+    page.screenshot(path=str(SCREENSHOTS / "layout-phone-number.png"), full_page=True)
     page.close()
 
 

@@ -254,8 +254,8 @@ def test_the_settings_are_checked_where_they_live() -> None:
 
 
 def test_the_least_sure_character_of_a_number_is_marked() -> None:
+    from handwriting.answers import character_caption
     from handwriting.reading import CharacterReading
-    from handwriting.serving import character_caption
 
     confidences = [0.99, 0.62, 0.97]
     assert answers.weakest_index(confidences) == 1 and answers.weakest_index([]) is None

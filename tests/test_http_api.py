@@ -27,7 +27,7 @@ from handwriting import cli
 from handwriting.http_api import create_app
 from handwriting.inference import Predictor
 from handwriting.preprocessing import prepare_image
-from handwriting.serving import MAX_UPLOAD_BYTES
+from handwriting.uploads import MAX_UPLOAD_BYTES
 from tests.browser_helpers import write_promoted_model
 
 ROOT = Path(__file__).resolve().parents[1]

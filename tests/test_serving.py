@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from handwriting import serving
+from handwriting import answers, model_card, ocr, pictures, promoted_model, serving, uploads
 from handwriting.inference import ModelLoadError, ModelNotFoundError, Predictor
 from handwriting.model import MLPClassifier
 from handwriting.ocr import OcrResult, TesseractReader, tesseract_available
@@ -40,7 +40,7 @@ def model_path(trained_model: MLPClassifier, tmp_path_factory: pytest.TempPathFa
 
 @pytest.fixture(scope="module")
 def predictor(model_path: Path) -> Predictor:
-    return serving.load_predictor(model_path)
+    return promoted_model.load_predictor(model_path)
 
 
 # --------------------------------------------------------------------------- finding the model
@@ -49,35 +49,35 @@ def predictor(model_path: Path) -> Predictor:
 def test_promoted_dir_follows_env_then_project_root(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(serving.MODEL_DIR_ENV, str(tmp_path / "elsewhere"))
-    assert serving.promoted_model_path() == tmp_path / "elsewhere" / "model.ckpt"
-    monkeypatch.delenv(serving.MODEL_DIR_ENV)
+    monkeypatch.setenv(promoted_model.MODEL_DIR_ENV, str(tmp_path / "elsewhere"))
+    assert promoted_model.promoted_model_path() == tmp_path / "elsewhere" / "model.ckpt"
+    monkeypatch.delenv(promoted_model.MODEL_DIR_ENV)
     monkeypatch.setenv("HANDWRITING_ROOT", str(tmp_path / "project"))
-    assert serving.promoted_dir() == tmp_path / "project" / "models" / "promoted"
-    assert serving.promoted_model_path(tmp_path / "x") == tmp_path / "x" / "model.ckpt"
+    assert promoted_model.promoted_dir() == tmp_path / "project" / "models" / "promoted"
+    assert promoted_model.promoted_model_path(tmp_path / "x") == tmp_path / "x" / "model.ckpt"
 
 
 def test_cache_key_is_none_without_a_file_and_changes_when_a_model_is_promoted(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "model.ckpt"
-    assert serving.model_cache_key(path) is None
+    assert promoted_model.model_cache_key(path) is None
     write_promoted_model(tmp_path, val_acc=0.5)
     os.utime(path, ns=(1_000_000_000, 1_000_000_000))
-    first = serving.model_cache_key(path)
+    first = promoted_model.model_cache_key(path)
     assert first == (str(path.resolve()), 1_000_000_000)
     write_promoted_model(tmp_path, val_acc=0.6)  # atomic replace, as promotion does
     os.utime(path, ns=(2_000_000_000, 2_000_000_000))
-    assert serving.model_cache_key(path) != first
+    assert promoted_model.model_cache_key(path) != first
 
 
 def test_missing_model_raises_not_found_and_message_gives_the_train_command(tmp_path: Path) -> None:
     path = tmp_path / "model.ckpt"
     with pytest.raises(ModelNotFoundError) as info:
-        serving.load_predictor(path)
-    message = serving.model_problem(path, info.value)
+        promoted_model.load_predictor(path)
+    message = promoted_model.model_problem(path, info.value)
     assert "python train.py" in message and str(path) in message
-    assert serving.MODEL_DIR_ENV in message
+    assert promoted_model.MODEL_DIR_ENV in message
 
 
 @pytest.mark.parametrize(
@@ -89,9 +89,9 @@ def test_corrupt_model_file_gives_a_clear_error(tmp_path: Path, content: bytes) 
     path = tmp_path / "model.ckpt"
     path.write_bytes(content)
     with pytest.raises(ModelLoadError) as info:
-        serving.load_predictor(path)
+        promoted_model.load_predictor(path)
     assert not isinstance(info.value, ModelNotFoundError)
-    message = serving.model_problem(path, info.value)
+    message = promoted_model.model_problem(path, info.value)
     assert "cannot be used" in message and str(path) in message
     assert "python train.py" in message
 
@@ -102,13 +102,13 @@ def test_checkpoint_whose_weights_do_not_match_its_description_is_refused(tmp_pa
     checkpoint["hyper_parameters"]["hidden_sizes"] = [99]
     torch.save(checkpoint, path)
     with pytest.raises(ModelLoadError, match="does not match"):
-        serving.load_predictor(path)
+        promoted_model.load_predictor(path)
 
 
 def test_describe_model_shows_metrics_architecture_and_provenance(
     predictor: Predictor, model_path: Path
 ) -> None:
-    rows = dict(serving.describe_model(predictor, model_path))
+    rows = dict(model_card.describe_model(predictor, model_path))
     assert rows["File"] == str(model_path)
     assert rows["Validation accuracy"] == "93.50 %"
     assert rows["Test accuracy"] == "91.05 %"
@@ -124,7 +124,7 @@ def test_describe_model_without_promotion_metadata_says_na(tmp_path: Path) -> No
     torch.manual_seed(0)
     model = MLPClassifier(hidden_sizes=(8, 8), dropout=0.2, batch_norm=True)
     path = write_promoted_model(tmp_path, model, metadata=False)
-    rows = dict(serving.describe_model(serving.load_predictor(path), path))
+    rows = dict(model_card.describe_model(promoted_model.load_predictor(path), path))
     assert rows["Validation accuracy"] == "n/a" and rows["Promoted at"] == "n/a"
     assert rows["Architecture"] == "MLP 784 → 8 → 8 → 10 (dropout 0.2, batch norm)"
 
@@ -136,7 +136,7 @@ def test_model_reads_held_out_mnist_digits(
     predictor: Predictor, mnist: tuple[np.ndarray, np.ndarray]
 ) -> None:
     images, labels = mnist
-    readings = [serving.read_image28(predictor, image) for image in images[HELD_OUT]]
+    readings = [serving.read(predictor, image) for image in images[HELD_OUT]]
     predicted = np.array([int(r.prediction.label) for r in readings])
     assert (predicted == labels[HELD_OUT]).mean() > 0.85
     np.testing.assert_array_equal(readings[0].image, images[HELD_OUT][0])
@@ -147,7 +147,7 @@ def test_model_reads_held_out_mnist_digits(
 def test_drawn_digits_on_the_canvas_are_read(
     predictor: Predictor, strokes: list, digit: str
 ) -> None:
-    reading = serving.read_canvas(predictor, canvas_rgba(strokes))
+    reading = serving.read(predictor, canvas_rgba(strokes))
     assert reading.prediction.label == digit
     assert reading.image.shape == (28, 28) and reading.image.max() == pytest.approx(1.0)
 
@@ -166,8 +166,8 @@ def test_empty_or_nearly_empty_canvas_gives_no_guess(
     predictor: Predictor, rgba: np.ndarray | None
 ) -> None:
     with pytest.raises(EmptyImageError):
-        serving.read_canvas(predictor, rgba)
-    assert "Draw a digit first" in serving.EMPTY_CANVAS_MESSAGE
+        serving.read(predictor, rgba)
+    assert "Draw a digit first" in answers.EMPTY_CANVAS_MESSAGE
 
 
 def _png(image: Image.Image, fmt: str = "PNG") -> bytes:
@@ -190,8 +190,8 @@ def test_uploaded_picture_is_read(
     _, labels = mnist
     indices = range(HELD_OUT.start, HELD_OUT.start + 20)
     correct = sum(
-        serving.read_upload(
-            predictor, f"digit.{suffix}", _png(_paper_photo(mnist, i), fmt)
+        serving.read(
+            predictor, uploads.check_upload(f"digit.{suffix}", _png(_paper_photo(mnist, i), fmt))
         ).prediction.label
         == str(labels[i])
         for i in indices
@@ -202,7 +202,7 @@ def test_uploaded_picture_is_read(
 def test_blank_upload_gives_no_guess(predictor: Predictor) -> None:
     blank = _png(Image.new("RGB", (100, 100), "white"))
     with pytest.raises(EmptyImageError):
-        serving.read_upload(predictor, "blank.png", blank)
+        serving.read(predictor, uploads.check_upload("blank.png", blank))
 
 
 @pytest.mark.parametrize(
@@ -222,20 +222,20 @@ def test_bad_uploads_give_clear_errors(
     if data is None:
         data = _png(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), np.uint8)))
     kwargs = {"max_bytes": limit} if limit else {}
-    with pytest.raises(serving.UploadError, match=expected) as info:
-        serving.check_upload(name, data, **kwargs)
+    with pytest.raises(uploads.UploadError, match=expected) as info:
+        uploads.check_upload(name, data, **kwargs)
     assert name in str(info.value)
 
 
 def test_upload_with_too_many_pixels_is_refused_before_decoding() -> None:
     data = _png(Image.new("L", (300, 300), 255))
-    with pytest.raises(serving.UploadError, match="pixels"):
-        serving.check_upload("big.png", data, max_pixels=200 * 200)
-    assert serving.check_upload("big.png", data).size == (300, 300)
+    with pytest.raises(uploads.UploadError, match="pixels"):
+        uploads.check_upload("big.png", data, max_pixels=200 * 200)
+    assert uploads.check_upload("big.png", data).size == (300, 300)
 
 
 def test_upload_types_cover_the_required_formats() -> None:
-    assert set(serving.UPLOAD_TYPES) >= {"png", "jpg", "jpeg", "bmp", "gif", "webp"}
+    assert set(uploads.UPLOAD_TYPES) >= {"png", "jpg", "jpeg", "bmp", "gif", "webp"}
 
 
 # --------------------------------------------------------------------------- Tesseract beside the model
@@ -246,14 +246,14 @@ def test_missing_tesseract_becomes_a_note_not_a_crash(
 ) -> None:
     monkeypatch.delenv("TESSERACT_CMD", raising=False)
     monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
-    reading = serving.read_image28(predictor, mnist[0][HELD_OUT][0], TesseractReader())
+    reading = serving.read(predictor, mnist[0][HELD_OUT][0], tesseract=TesseractReader())
     assert reading.ocr is None and reading.agrees is None
     assert (
         "not available" in reading.ocr_note and "apt-get install tesseract-ocr" in reading.ocr_note
     )
-    assert serving.format_ocr(reading) == reading.ocr_note
+    assert answers.tesseract_answer(reading.ocr, reading.ocr_note) == reading.ocr_note
     assert reading.prediction.label == str(mnist[1][HELD_OUT][0])  # the model still answers
-    assert serving.tesseract_status().startswith("Tesseract not found")
+    assert ocr.tesseract_status().startswith("Tesseract not found")
 
 
 @pytest.mark.skipif(not tesseract_available(), reason="tesseract is not installed")
@@ -262,14 +262,14 @@ def test_tesseract_reads_the_same_input(
 ) -> None:
     images, labels = mnist
     reader = serving.make_reader(predictor.classes)
-    readings = [serving.read_image28(predictor, images[i], reader) for i in range(9000, 9010)]
+    readings = [serving.read(predictor, images[i], tesseract=reader) for i in range(9000, 9010)]
     assert all(r.ocr is not None and r.ocr_note is None for r in readings)
     read = [r for r in readings if not r.ocr.rejected]
     assert all(r.ocr.text in "0123456789" and 0 <= r.ocr.confidence <= 1 for r in read)
     for r in read:
-        assert serving.format_ocr(r).startswith(f"Tesseract reads **{r.ocr.text}**")
+        assert answers.tesseract_answer(r.ocr, r.ocr_note).startswith(f"Tesseract reads **{r.ocr.text}**")
         assert r.agrees == (r.ocr.text == r.prediction.label)
-    assert serving.tesseract_status().startswith("Tesseract ")
+    assert ocr.tesseract_status().startswith("Tesseract ")
 
 
 def test_tesseract_whitelist_follows_the_model_classes() -> None:
@@ -282,13 +282,13 @@ def test_format_ocr_and_agreement(
     predictor: Predictor, mnist: tuple[np.ndarray, np.ndarray]
 ) -> None:
     prediction = predictor.predict(mnist[0][HELD_OUT][0])
-    same = serving.Reading(prediction, OcrResult(prediction.label, 0.87, False))
+    same = serving.Reading(prediction=prediction, ocr=OcrResult(prediction.label, 0.87, False))
     assert same.agrees is True
-    assert serving.format_ocr(same) == f"Tesseract reads **{prediction.label}** (confidence 87 %)."
+    assert answers.tesseract_answer(same.ocr, same.ocr_note) == f"Tesseract reads **{prediction.label}** (confidence 87 %)."
     other = "1" if prediction.label != "1" else "2"
-    assert serving.Reading(prediction, OcrResult(other, None, False)).agrees is False
-    rejected = serving.Reading(prediction, OcrResult.reject())
-    assert rejected.agrees is None and "nothing usable" in serving.format_ocr(rejected)
+    assert serving.Reading(prediction=prediction, ocr=OcrResult(other, None, False)).agrees is False
+    rejected = serving.Reading(prediction=prediction, ocr=OcrResult.reject())
+    assert rejected.agrees is None and "nothing usable" in answers.tesseract_answer(rejected.ocr, rejected.ocr_note)
 
 
 # --------------------------------------------------------------------------- number mode
@@ -297,7 +297,7 @@ def test_format_ocr_and_agreement(
 def test_a_number_drawn_on_the_wide_canvas_is_read(predictor: Predictor) -> None:
     rgba = canvas_rgba(ten_strokes(), size=NUMBER_CANVAS)
     assert rgba.shape == (NUMBER_CANVAS[1], NUMBER_CANVAS[0], 4)
-    line = serving.read_number_canvas(predictor, rgba)
+    line = serving.read(predictor, rgba, number=True)
     assert line.number.text == "10"
     one, zero = line.number.characters
     assert one.bbox[2] <= zero.bbox[0]  # the "1" is left of the "0", boxes apart
@@ -317,7 +317,7 @@ def test_a_number_drawn_on_the_wide_canvas_is_read(predictor: Predictor) -> None
 )
 def test_empty_number_canvas_gives_no_guess(predictor: Predictor, rgba: np.ndarray | None) -> None:
     with pytest.raises(EmptyImageError):
-        serving.read_number_canvas(predictor, rgba)
+        serving.read(predictor, rgba, number=True)
 
 
 def test_uploaded_picture_of_a_number_is_read(predictor: Predictor) -> None:
@@ -325,12 +325,13 @@ def test_uploaded_picture_of_a_number_is_read(predictor: Predictor) -> None:
     strokes = canvas_rgba(ten_strokes(), size=NUMBER_CANVAS)[..., 0].astype(np.float32) / 255
     paper = np.round(230 - 200 * strokes).astype(np.uint8)
     data = _png(Image.fromarray(paper).convert("RGB"), "JPEG")
-    line = serving.read_number_upload(predictor, "number.jpg", data)
+    line = serving.read(predictor, uploads.check_upload("number.jpg", data), number=True)
     assert line.number.text == "10"
     with pytest.raises(EmptyImageError):
-        serving.read_number_upload(predictor, "blank.png", _png(Image.new("L", (300, 100), 230)))
-    with pytest.raises(serving.UploadError, match="not a supported image type"):
-        serving.read_number_upload(predictor, "number.txt", data)
+        serving.read(predictor, uploads.check_upload("blank.png", _png(Image.new("L", (300, 100), 230))),
+                     number=True)
+    with pytest.raises(uploads.UploadError, match="not a supported image type"):
+        uploads.check_upload("number.txt", data)
 
 
 def test_missing_tesseract_on_a_line_is_a_note(
@@ -339,67 +340,91 @@ def test_missing_tesseract_on_a_line_is_a_note(
     monkeypatch.delenv("TESSERACT_CMD", raising=False)
     monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
     rgba = canvas_rgba(ten_strokes(), size=NUMBER_CANVAS)
-    line = serving.read_number_canvas(predictor, rgba, TesseractReader())
+    line = serving.read(predictor, rgba, number=True, tesseract=TesseractReader())
     assert line.ocr is None and "not available" in line.ocr_note
-    assert serving.format_line_ocr(line) == line.ocr_note
+    assert answers.tesseract_answer(line.ocr, line.ocr_note, line=True) == line.ocr_note
     assert line.number.text == "10"
 
 
 @pytest.mark.skipif(not tesseract_available(), reason="tesseract is not installed")
 def test_tesseract_reads_the_whole_line(predictor: Predictor) -> None:
     rgba = canvas_rgba(ten_strokes(), size=NUMBER_CANVAS)
-    line = serving.read_number_canvas(predictor, rgba, serving.make_reader(predictor.classes))
+    line = serving.read(predictor, rgba, number=True, tesseract=serving.make_reader(predictor.classes))
     assert line.ocr is not None and line.ocr_note is None
     if not line.ocr.rejected:
         assert set(line.ocr.text) <= set("0123456789")
-        assert serving.format_line_ocr(line).startswith(f"Tesseract reads **{line.ocr.text}**")
+        assert answers.tesseract_answer(line.ocr, line.ocr_note, line=True).startswith(f"Tesseract reads **{line.ocr.text}**")
         assert line.agrees == (line.ocr.text == "10")
 
 
 def test_format_line_ocr_and_agreement(predictor: Predictor) -> None:
-    number = serving.read_number_canvas(
-        predictor, canvas_rgba(ten_strokes(), size=NUMBER_CANVAS)
-    ).number
-    same = serving.LineReading(number, OcrResult("10", 0.5, False))
+    number = serving.read(predictor, canvas_rgba(ten_strokes(), size=NUMBER_CANVAS),
+                          number=True).number
+    same = serving.Reading(number=number, ocr=OcrResult("10", 0.5, False))
     assert same.agrees is True
-    assert serving.format_line_ocr(same) == "Tesseract reads **10** (confidence 50 %)."
-    assert serving.LineReading(number, OcrResult("1", None, False)).agrees is False
-    rejected = serving.LineReading(number, OcrResult.reject())
-    assert rejected.agrees is None and "nothing usable" in serving.format_line_ocr(rejected)
-    assert serving.character_caption(number.characters[0]).startswith("1 · ")
-    assert serving.character_caption(number.characters[0]).endswith(" %")
+    assert answers.tesseract_answer(same.ocr, same.ocr_note, line=True) == "Tesseract reads **10** (confidence 50 %)."
+    assert serving.Reading(number=number, ocr=OcrResult("1", None, False)).agrees is False
+    rejected = serving.Reading(number=number, ocr=OcrResult.reject())
+    assert rejected.agrees is None and "nothing usable" in answers.tesseract_answer(rejected.ocr, rejected.ocr_note, line=True)
+    assert answers.character_caption(number.characters[0]).startswith("1 · ")
+    assert answers.character_caption(number.characters[0]).endswith(" %")
 
 
 def test_texts_follow_the_model_alphabet() -> None:
     digits = [str(d) for d in range(10)]
     letters = [chr(ord("A") + i) for i in range(26)]
-    assert serving.character_noun(digits) == "digit"
+    assert answers.character_noun(digits) == "digit"
     for classes in (letters, digits[:9], [*digits, "A"], digits[::-1]):
-        assert serving.character_noun(classes) == "character"
-    assert serving.mode_labels(digits) == {
+        assert answers.character_noun(classes) == "character"
+    assert answers.mode_labels(digits) == {
         "single": "Single digit",
         "number": "Number (several digits)",
     }
-    assert serving.mode_labels(letters) == {
+    assert answers.mode_labels(letters) == {
         "single": "Single character",
         "number": "Text (several characters)",
     }
-    assert "Draw a character first" in serving.empty_canvas_message("character")
-    assert "No character found" in serving.empty_upload_message("character")
-    assert "Write a number first" in serving.EMPTY_NUMBER_MESSAGE
-    assert "Write some characters first" in serving.empty_number_message("character")
-    assert "digit" not in serving.empty_number_message("character")
+    assert "Draw a character first" in answers.empty_canvas_message("character")
+    assert "No character found" in answers.empty_upload_message("character")
+    assert "Write a number first" in answers.EMPTY_NUMBER_MESSAGE
+    assert "Write some characters first" in answers.empty_number_message("character")
+    assert "digit" not in answers.empty_number_message("character")
 
 
-def test_draw_boxes_outlines_each_character() -> None:
-    ink = np.zeros((50, 100), np.float32)
-    ink[20:30, 10:20] = 1.0
-    picture = serving.draw_boxes(ink, [(10, 20, 20, 30), (60, 5, 90, 45)], width=2)
-    assert picture.shape == (50, 100, 3) and picture.dtype == np.uint8
-    orange = (picture[..., 0] > 200) & (picture[..., 2] < 100)
-    assert orange[18, 15] and orange[31, 15] and orange[25, 8] and orange[25, 21]  # around ink
-    assert orange[3, 75] and orange[46, 75]  # the second box
-    assert (picture[25, 15] == 255).all() and not orange[40, 40]  # ink kept, rest untouched
+def test_grouping_colours_each_characters_ink_and_box(predictor: Predictor) -> None:
+    """From pixels: the ink inside each box in that character's colour, the box around it."""
+    number = serving.read(predictor, canvas_rgba(ten_strokes(), size=NUMBER_CANVAS),
+                          number=True).number
+    picture = pictures.grouping(number)
+    assert picture.shape == (*number.ink.shape, 3) and picture.dtype == np.uint8
+    for index, (x0, y0, x1, y1) in enumerate(number.bboxes):
+        inside = picture[y0:y1, x0:x1][number.ink[y0:y1, x0:x1] > 0.99]
+        assert len(inside) and (inside == pictures._rgb(pictures.colour(index))).all()
+        assert (picture[y0 - 1, (x0 + x1) // 2] == pictures._rgb(pictures.colour(index))).all()
+    assert (picture[5, 690] == 0).all()  # no ink, no box: black
+
+
+def test_grouping_from_strokes_colours_each_characters_own_strokes() -> None:
+    """Two overlapping boxes: each stroke keeps its own character's colour."""
+    from handwriting.reading import CharacterReading, NumberReading
+    from handwriting.stroke_format import StrokeDrawing
+
+    drawing = StrokeDrawing((np.array([[20.0, 10], [20, 90]]), np.array([[15.0, 50], [80, 50]])),
+                            100, 100, 8.0)
+    chars = tuple(CharacterReading(str(i), 0.9, box, np.zeros((28, 28)), np.ones(10) / 10,
+                                   tuple("0123456789"), strokes=(i, i + 1))
+                  for i, box in enumerate([(16, 6, 24, 94), (11, 46, 84, 54)]))
+    number = NumberReading("01", chars, 0.81, 0.9, tuple("0123456789"), np.zeros((100, 100)))
+    picture = pictures.grouping(number, drawing)
+    assert (picture[80, 20] == pictures._rgb(pictures.colour(0))).all()  # the upright stroke
+    assert (picture[50, 60] == pictures._rgb(pictures.colour(1))).all()  # the crossing one
+
+
+def test_character_tiles_wrap_and_escape_captions() -> None:
+    html = pictures.character_tiles([np.zeros((28, 28))] * 3, ["1 · 90 %", "<b>", "7 · 50 %"])
+    assert html.count("<figure") == 3 and "flex-wrap:wrap" in html
+    assert "&lt;b&gt;" in html and "<b>" not in html
+    assert pictures.colour(0) in html and pictures.colour(2) in html
 
 
 # --------------------------------------------------------------------------- display helpers
@@ -409,7 +434,7 @@ def test_probability_frame_marks_exactly_the_top_k(
     predictor: Predictor, mnist: tuple[np.ndarray, np.ndarray]
 ) -> None:
     prediction = predictor.predict(mnist[0][HELD_OUT][3])
-    frame = serving.probability_frame(prediction, k=3)
+    frame = pictures.probability_frame(prediction, k=3)
     assert list(frame["class"]) == prediction.classes
     assert frame["probability"].sum() == pytest.approx(1.0, abs=1e-5)
     assert frame["top_k"].sum() == 3
@@ -423,15 +448,15 @@ def test_enlarge_is_nearest_neighbour() -> None:
     image = np.zeros((28, 28), np.float32)
     image[3, 5] = 1.0
     image[10, 10] = 0.5
-    big = serving.enlarge(image, scale=4)
+    big = pictures.enlarge(image, scale=4)
     assert big.shape == (112, 112) and big.dtype == np.uint8
     assert (big[12:16, 20:24] == 255).all() and big[11, 20] == 0 and big[12, 24] == 0
     assert (big[40:44, 40:44] == 128).all()
     assert set(np.unique(big)) == {0, 128, 255}  # no interpolated values
     with pytest.raises(ValueError):
-        serving.enlarge(image, scale=0)
+        pictures.enlarge(image, scale=0)
 
 
 def test_format_accuracy() -> None:
-    assert serving.format_accuracy(0.98765) == "98.77 %"
-    assert serving.format_accuracy(None) == "n/a"
+    assert model_card.format_accuracy(0.98765) == "98.77 %"
+    assert model_card.format_accuracy(None) == "n/a"
