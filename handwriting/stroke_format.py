@@ -130,7 +130,7 @@ def from_canvas(objects: Sequence[Any], width: int, height: int) -> StrokeDrawin
     strokes, pens = [], []
     for item in objects:
         path = item.get("path") if isinstance(item, dict) else None
-        if str(item.get("type", "")).lower() != "path" or not isinstance(path, list) or not path:
+        if not isinstance(path, list) or not path or str(item.get("type", "")).lower() != "path":
             continue
         points = [command[1:3] for command in path if command and command[0] == "Q"]
         points.append(path[-1][-2:])

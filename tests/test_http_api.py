@@ -28,7 +28,8 @@ from handwriting.http_api import create_app
 from handwriting.inference import Predictor
 from handwriting.preprocessing import prepare_image
 from handwriting.uploads import MAX_UPLOAD_BYTES
-from tests.browser_helpers import write_promoted_model
+from handwriting.stroke_format import StrokeDrawing
+from tests.browser_helpers import NUMBER_CANVAS, ten_strokes, write_promoted_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,6 +144,19 @@ def test_read_number_reads_a_row_of_digits(base: str, mnist) -> None:
     assert len(answer["text"]) == 3
     assert [c["label"] for c in answer["characters"]] == list(answer["text"])
     assert all(len(c["bbox"]) == 4 for c in answer["characters"])
+
+
+def test_read_number_takes_strokes_as_json(base: str) -> None:
+    """The stroke format (stroke_format) as the body: read by the strokes' order, like the
+    app's number canvas; a malformed body is a 400 that says where."""
+    body = StrokeDrawing.fit(ten_strokes(), 20.0, *NUMBER_CANVAS).to_json().encode()
+    status, answer = request(f"{base}/read-number", body, {"Content-Type": "application/json"})
+    assert status == 200, answer
+    assert answer["text"] == "10" and len(answer["characters"]) == 2
+    bad = json.dumps({"strokes": [[[1, 2], [3, "x"]]]}).encode()
+    status, answer = request(f"{base}/read-number", bad, {"Content-Type": "application/json"})
+    assert status == 400 and answer["error"] == "bad_strokes"
+    assert "strokes[0][1]" in answer["message"]
 
 
 def test_bad_inputs_get_4xx_with_a_message(base: str, model_path: Path, tmp_path: Path,
