@@ -18,12 +18,16 @@ the grouping is chosen like this:
    ``max_aspect`` x its height it is (two digits side by side are wide), minus
    ``inside_penalty`` x how much of a group lies inside the previous group's x-range
    (the second stroke of a "4", the flag of a "5" start a new character only when the
-   classifier is much surer that way).
+   classifier is much surer that way), minus ``small_penalty`` x how far the group falls
+   short of ``min_height`` x the line's character height (the upper quartile of the
+   strokes' heights): a short hook or bar of a "2" or a "7" is part of a digit, not one.
 3. **Best sequence**: dynamic programming over the strokes picks the grouping with the
    highest total score (exact, O(strokes x max_strokes)).
 
 The weights were chosen by a small grid search on 180 validation writers' numbers
-(benchmarks/stroke_numbers.py's layouts, ``--split val``), never the test writers. Limits: strokes of one character
+(benchmarks/stroke_numbers.py's layouts, ``--split val``), never the test writers; the
+height rule was added after looking at the validation writers' miscounts only (it took
+their right count from 98.7 % to 99.7 % separated, 99.3 % to 99.7 % touching). Limits: strokes of one character
 must be drawn one after another (a "t" crossed after the next letter is two
 characters); one line, left to right.
 """
@@ -55,6 +59,8 @@ class GroupingWeights:
     wide_penalty: float = 2.0
     inside_penalty: float = 2.0
     gap_tolerance: float = 0.05  # x-gap allowed inside a group, as a fraction of the ink height
+    min_height: float = 0.5  # a character is at least this fraction of the line's stroke height
+    small_penalty: float = 4.0
 
 
 def _ranges(strokes: Sequence[np.ndarray], pen: float) -> np.ndarray:
@@ -109,6 +115,9 @@ def group_strokes(strokes: list[np.ndarray], pen: float, probabilities: dict[tup
                   weights: GroupingWeights = GroupingWeights()) -> list[tuple[int, int]]:
     """The best grouping (list of (start, end) stroke runs) by dynamic programming."""
     ranges = _ranges(strokes, pen)
+    # The line's character height: most digits are one full-height stroke, so the upper
+    # quartile of the strokes' heights (pen included) stands for it.
+    line_height = max(float(np.percentile(ranges[:, 3] - ranges[:, 1], 75)), 1.0)
 
     def score(start: int, end: int, previous: tuple[int, int] | None) -> float:
         p = float(probabilities[(start, end)].max())
@@ -116,6 +125,7 @@ def group_strokes(strokes: list[np.ndarray], pen: float, probabilities: dict[tup
         width, height = x1 - x0, max(y1 - y0, 1.0)
         value = (math.log(p) if p > 0 else _UNREADABLE) + weights.char_bonus
         value -= weights.wide_penalty * max(0.0, width / height - weights.max_aspect)
+        value -= weights.small_penalty * max(0.0, 1.0 - height / (weights.min_height * line_height))
         if previous is not None:
             px0, px1 = ranges[previous[0]:previous[1], 0].min(), ranges[previous[0]:previous[1], 2].max()
             own0, own1 = ranges[start:end, 0].min(), ranges[start:end, 2].max()

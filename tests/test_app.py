@@ -9,8 +9,8 @@ number mode, texts for a letters model) is here.
 from __future__ import annotations
 
 import io
-import re
 import os
+import re
 from pathlib import Path
 
 import numpy as np

@@ -27,8 +27,8 @@ from handwriting import cli
 from handwriting.http_api import create_app
 from handwriting.inference import Predictor
 from handwriting.preprocessing import prepare_image
-from handwriting.uploads import MAX_UPLOAD_BYTES
 from handwriting.stroke_format import StrokeDrawing
+from handwriting.uploads import MAX_UPLOAD_BYTES
 from tests.browser_helpers import NUMBER_CANVAS, ten_strokes, write_promoted_model
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -179,3 +179,23 @@ def test_benchmark_smoke_on_a_synthetic_unipen_file(tiny_model, tmp_path):
     assert "| strokes (read_strokes) | 9 |" in text
     assert text.count(" -> met") + text.count(" -> NOT met") == 9  # 3 targets x 3 spacings
     assert stroke_numbers.run_main(stroke_numbers.main, ["--checkpoint", str(tmp_path / "nope.ckpt")]) == 2
+
+
+def test_a_short_hook_is_part_of_a_digit_not_a_digit_of_its_own():
+    """However sure the classifier is of each piece, a stroke far shorter than the line's
+    characters (the hook of a "2" drawn apart) joins its neighbour; without the height
+    rule the same pieces would be read as two characters."""
+    from handwriting.stroke_reading import GroupingWeights, _ranges, group_strokes
+
+    hook = np.array([[0.0, 70.0], [10.0, 90.0]])
+    stem = np.array([[15.0, 0.0], [35.0, 100.0]])
+    tall = np.array([[80.0, 0.0], [80.0, 100.0]])
+    strokes = [hook, stem, tall]
+    ranges = _ranges(strokes, PEN)
+    keys = [(a, b) for a in range(3) for b in range(a + 1, 4)]
+    boxes = {(a, b): (int(ranges[a:b, 0].min()), int(ranges[a:b, 1].min()),
+                      int(ranges[a:b, 2].max()), int(ranges[a:b, 3].max())) for a, b in keys}
+    sure = {key: np.array([0.99, 0.01]) for key in keys}
+    assert group_strokes(strokes, PEN, sure, boxes) == [(0, 2), (2, 3)]
+    without = GroupingWeights(small_penalty=0.0)
+    assert group_strokes(strokes, PEN, sure, boxes, without)[:2] == [(0, 1), (1, 2)]
