@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -24,7 +25,7 @@ from handwriting.render import draw_ink
 from handwriting.stroke_format import StrokeDrawing
 from handwriting.stroke_reading import read_strokes
 
-Source = StrokeDrawing | Image.Image | np.ndarray | None
+Source = StrokeDrawing | Image.Image | np.ndarray | str | Path | None
 NOTHING_SENT = "The canvas returned no image yet. Draw something first."
 
 
@@ -89,9 +90,11 @@ def read_with_tesseract(
         return None, f"Tesseract failed on this image ({type(exc).__name__}: {exc})."
 
 
-def _pixels(source: Image.Image | np.ndarray | None, empty_message: str) -> Image.Image | np.ndarray:
-    """A picture as it is, or a canvas's RGBA array checked (None: the canvas sent nothing)."""
-    if isinstance(source, Image.Image):
+def _pixels(source: Image.Image | np.ndarray | str | Path | None, empty_message: str
+            ) -> Image.Image | np.ndarray | str | Path:
+    """A picture or an image file as it is, or a canvas's RGBA array checked (None: the
+    canvas sent nothing)."""
+    if isinstance(source, Image.Image | str | Path):
         return source
     if source is None or np.ndim(source) == 3:
         return canvas_array(source, empty_message)
@@ -107,7 +110,8 @@ def read(
     empty_message: str = NOTHING_SENT,
 ) -> Reading:
     """Read ``source`` -- strokes (``StrokeDrawing``), a canvas's RGBA array, any image
-    array or a PIL picture (checked first with ``uploads.checked``) -- as one character, or
+    array, a PIL picture (an upload checked first with ``uploads.checked``) or an image
+    file's path -- as one character, or
     as a whole line with ``number=True`` (strokes grouped by ``stroke_reading``, pixels
     segmented by ``reading``). Raises EmptyImageError (``empty_message`` when a canvas
     sent nothing yet) for a blank input."""
