@@ -25,7 +25,7 @@ from digit_page import single_digit_mode  # noqa: E402
 from number_page import number_mode  # noqa: E402
 from page_parts import Settings  # noqa: E402
 
-from handwriting import answers, deployment, model_card, ocr, promoted_model  # noqa: E402
+from handwriting import answers, deployment, model_card, model_loading, ocr  # noqa: E402
 from handwriting.inference import ModelLoadError, Predictor  # noqa: E402
 
 # One image at a time gains nothing from a thread pool; on a busy machine the pool's
@@ -44,7 +44,7 @@ def cached_predictor(path: str, mtime_ns: int) -> Predictor:
     """Loaded once per (file, modification time): promoting a new model replaces the file,
     changes the key, and the next page run loads it -- no restart needed."""
     del mtime_ns  # part of the cache key only
-    return promoted_model.load_predictor(path)
+    return model_loading.load_predictor(path)
 
 
 @st.cache_data(ttl=300, show_spinner=False)
@@ -55,15 +55,15 @@ def cached_tesseract_status() -> str:
 def load_model(public: bool) -> tuple[Predictor | None, Path]:
     """The promoted model, or (None, path) after showing why there is none (in public,
     without the server's paths and commands: they are for the owner's log, not visitors)."""
-    path = promoted_model.promoted_model_path()
-    key = promoted_model.model_cache_key(path)
+    path = model_loading.promoted_model_path()
+    key = model_loading.model_cache_key(path)
     if key is None:
-        st.info(deployment.UNAVAILABLE if public else promoted_model.missing_model_message(path))
+        st.info(deployment.UNAVAILABLE if public else model_loading.missing_model_message(path))
         return None, path
     try:
         return cached_predictor(*key), path
     except ModelLoadError as exc:
-        st.error(deployment.UNAVAILABLE if public else promoted_model.corrupt_model_message(path, exc))
+        st.error(deployment.UNAVAILABLE if public else model_loading.corrupt_model_message(path, exc))
         return None, path
 
 

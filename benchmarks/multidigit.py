@@ -331,7 +331,7 @@ def load_test_split(
 
 def load_model(checkpoint: Path | None) -> tuple[Any, str]:
     from handwriting.inference import ModelLoadError, Predictor
-    from handwriting.promoted_model import promoted_model_path
+    from handwriting.model_loading import promoted_model_path
 
     path = checkpoint or promoted_model_path()
     if not Path(path).is_file():

@@ -52,8 +52,8 @@ from handwriting.inference import (  # noqa: E402
     model_from_checkpoint,
     read_checkpoint,
 )
+from handwriting.model_loading import promoted_model_path  # noqa: E402
 from handwriting.ocr import OcrResult, TesseractReader, TesseractUnavailable, tesseract_version  # noqa: E402
-from handwriting.promoted_model import promoted_model_path  # noqa: E402
 from handwriting.serving import make_reader  # noqa: E402
 
 REFERENCE = {"hidden_sizes": [128, 128], "lr": 1e-3, "batch_size": 128}

@@ -38,13 +38,13 @@ from starlette.routing import Route
 from handwriting import serving
 from handwriting.inference import ModelLoadError, Predictor
 from handwriting.model_card import describe_model
-from handwriting.preprocessing import EmptyImageError, ImageError
-from handwriting.promoted_model import (
+from handwriting.model_loading import (
     MODEL_DIR_ENV,
     load_predictor,
     model_cache_key,
     promoted_model_path,
 )
+from handwriting.preprocessing import EmptyImageError, ImageError
 from handwriting.stroke_format import StrokeDrawing, StrokeFormatError, loads_strokes
 from handwriting.uploads import MAX_UPLOAD_BYTES, UPLOAD_TYPES, UploadError, check_upload
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from handwriting import answers, model_card, ocr, pictures, promoted_model, serving, uploads
+from handwriting import answers, model_card, model_loading, ocr, pictures, serving, uploads
 from handwriting.inference import ModelLoadError, ModelNotFoundError, Predictor
 from handwriting.model import MLPClassifier
 from handwriting.ocr import OcrResult, TesseractReader, tesseract_available
@@ -40,7 +40,7 @@ def model_path(trained_model: MLPClassifier, tmp_path_factory: pytest.TempPathFa
 
 @pytest.fixture(scope="module")
 def predictor(model_path: Path) -> Predictor:
-    return promoted_model.load_predictor(model_path)
+    return model_loading.load_predictor(model_path)
 
 
 # --------------------------------------------------------------------------- finding the model
@@ -49,35 +49,35 @@ def predictor(model_path: Path) -> Predictor:
 def test_promoted_dir_follows_env_then_project_root(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(promoted_model.MODEL_DIR_ENV, str(tmp_path / "elsewhere"))
-    assert promoted_model.promoted_model_path() == tmp_path / "elsewhere" / "model.ckpt"
-    monkeypatch.delenv(promoted_model.MODEL_DIR_ENV)
+    monkeypatch.setenv(model_loading.MODEL_DIR_ENV, str(tmp_path / "elsewhere"))
+    assert model_loading.promoted_model_path() == tmp_path / "elsewhere" / "model.ckpt"
+    monkeypatch.delenv(model_loading.MODEL_DIR_ENV)
     monkeypatch.setenv("HANDWRITING_ROOT", str(tmp_path / "project"))
-    assert promoted_model.promoted_dir() == tmp_path / "project" / "models" / "promoted"
-    assert promoted_model.promoted_model_path(tmp_path / "x") == tmp_path / "x" / "model.ckpt"
+    assert model_loading.promoted_model_path() == tmp_path / "project" / "models" / "promoted" / "model.ckpt"
+    assert model_loading.promoted_model_path(tmp_path / "x") == tmp_path / "x" / "model.ckpt"
 
 
 def test_cache_key_is_none_without_a_file_and_changes_when_a_model_is_promoted(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "model.ckpt"
-    assert promoted_model.model_cache_key(path) is None
+    assert model_loading.model_cache_key(path) is None
     write_promoted_model(tmp_path, val_acc=0.5)
     os.utime(path, ns=(1_000_000_000, 1_000_000_000))
-    first = promoted_model.model_cache_key(path)
+    first = model_loading.model_cache_key(path)
     assert first == (str(path.resolve()), 1_000_000_000)
     write_promoted_model(tmp_path, val_acc=0.6)  # atomic replace, as promotion does
     os.utime(path, ns=(2_000_000_000, 2_000_000_000))
-    assert promoted_model.model_cache_key(path) != first
+    assert model_loading.model_cache_key(path) != first
 
 
 def test_missing_model_raises_not_found_and_message_gives_the_train_command(tmp_path: Path) -> None:
     path = tmp_path / "model.ckpt"
     with pytest.raises(ModelNotFoundError) as info:
-        promoted_model.load_predictor(path)
-    message = promoted_model.model_problem(path, info.value)
+        model_loading.load_predictor(path)
+    message = model_loading.model_problem(path, info.value)
     assert "python train.py" in message and str(path) in message
-    assert promoted_model.MODEL_DIR_ENV in message
+    assert model_loading.MODEL_DIR_ENV in message
 
 
 @pytest.mark.parametrize(
@@ -89,9 +89,9 @@ def test_corrupt_model_file_gives_a_clear_error(tmp_path: Path, content: bytes) 
     path = tmp_path / "model.ckpt"
     path.write_bytes(content)
     with pytest.raises(ModelLoadError) as info:
-        promoted_model.load_predictor(path)
+        model_loading.load_predictor(path)
     assert not isinstance(info.value, ModelNotFoundError)
-    message = promoted_model.model_problem(path, info.value)
+    message = model_loading.model_problem(path, info.value)
     assert "cannot be used" in message and str(path) in message
     assert "python train.py" in message
 
@@ -102,7 +102,7 @@ def test_checkpoint_whose_weights_do_not_match_its_description_is_refused(tmp_pa
     checkpoint["hyper_parameters"]["hidden_sizes"] = [99]
     torch.save(checkpoint, path)
     with pytest.raises(ModelLoadError, match="does not match"):
-        promoted_model.load_predictor(path)
+        model_loading.load_predictor(path)
 
 
 def test_describe_model_shows_metrics_architecture_and_provenance(
@@ -124,7 +124,7 @@ def test_describe_model_without_promotion_metadata_says_na(tmp_path: Path) -> No
     torch.manual_seed(0)
     model = MLPClassifier(hidden_sizes=(8, 8), dropout=0.2, batch_norm=True)
     path = write_promoted_model(tmp_path, model, metadata=False)
-    rows = dict(model_card.describe_model(promoted_model.load_predictor(path), path))
+    rows = dict(model_card.describe_model(model_loading.load_predictor(path), path))
     assert rows["Validation accuracy"] == "n/a" and rows["Promoted at"] == "n/a"
     assert rows["Architecture"] == "MLP 784 → 8 → 8 → 10 (dropout 0.2, batch norm)"
 

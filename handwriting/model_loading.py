@@ -17,13 +17,8 @@ MODEL_DIR_ENV = "HANDWRITING_MODEL_DIR"
 TRAIN_COMMAND = "python train.py"
 
 
-def promoted_dir() -> Path:
-    """Where promotion puts the model, so the app loads what training promoted."""
-    return default_promoted_dir()
-
-
 def promoted_model_path(directory: str | Path | None = None) -> Path:
-    return Path(directory if directory is not None else promoted_dir()) / MODEL_FILE
+    return Path(directory if directory is not None else default_promoted_dir()) / MODEL_FILE
 
 
 def model_cache_key(path: str | Path) -> tuple[str, int] | None:
