@@ -30,7 +30,7 @@ from handwriting.checkpoints import (
     wandb_run_to_resume,
 )
 from handwriting.confidence import calibrate_run
-from handwriting.config import validate
+from handwriting.config import build, validate
 from handwriting.csv_history import merge_history, set_aside_history
 from handwriting.data.datamodule import HandwritingDataModule
 from handwriting.drawn import DrawnEvaluation
@@ -97,17 +97,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
 
-    datamodule: HandwritingDataModule = instantiate(cfg.data, _convert_="all")
+    datamodule: HandwritingDataModule = build(cfg.data, "data")
     datamodule.prepare_data()
     datamodule.setup("fit")  # errors in data or split surface here, before any model is built
     log.info("Data %s: %s, %d classes", datamodule.source_name, datamodule.sizes(), datamodule.num_classes)
     drawn: DrawnEvaluation | None = instantiate(cfg.drawn, _convert_="all") if cfg.get("drawn") else None
     if drawn is not None:  # before training: a held-out writer in the training data is refused
         drawn.check_disjoint(datamodule.splits.train if datamodule.splits else None)
-    model = instantiate(
-        cfg.model, num_classes=datamodule.num_classes, class_names=list(datamodule.classes),
-        _convert_="all",
-    )
+    model = build(cfg.model, "model", num_classes=datamodule.num_classes,
+                  class_names=list(datamodule.classes))
     resume_from = resolve_ckpt_path(cfg.ckpt_path, output_dir)
     wandb_group, wandb_name = _sweep_identity()
     loggers = build_loggers(cfg, wandb_group, wandb_name, resuming=bool(resume_from))
