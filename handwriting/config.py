@@ -121,15 +121,5 @@ def validate(cfg: DictConfig) -> None:
     max_epochs = OmegaConf.select(cfg.trainer, "max_epochs")
     if max_epochs is not None and int(max_epochs) <= 0 and int(max_epochs) != -1:
         raise ValueError(f"trainer.max_epochs must be > 0, got {max_epochs}")
-    data = cfg.data
-    for key in ("batch_size", "eval_batch_size"):
-        value = OmegaConf.select(data, key)
-        if value is not None and int(value) <= 0:
-            raise ValueError(f"data.{key} must be > 0, got {value}")
-    for part, spec in (OmegaConf.select(data, "split") or {}).items():
-        if spec is not None and (isinstance(spec, bool) or not isinstance(spec, (int, float))):
-            raise ValueError(f"data.split.{part} must be a size, a fraction or null, got {spec!r}")
-        if spec is not None and spec < 0:
-            raise ValueError(f"data.split.{part} must be >= 0, got {spec}")
     build(cfg.data, "data")
     build(cfg.model, "model", num_classes=2)

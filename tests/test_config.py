@@ -121,3 +121,24 @@ def test_cli_rejects_bad_value_before_training(tmp_path: Path) -> None:
     assert "lr must be > 0" in result.stderr + result.stdout
     assert not (tmp_path / "run" / "checkpoints").exists()
     assert not (tmp_path / "promoted" / "model.ckpt").exists()
+
+
+class _NeverLoaded:
+    def load(self):  # pragma: no cover - the point is that it is not called
+        raise AssertionError("the split spec must be checked before any data is loaded")
+
+
+@pytest.mark.parametrize(
+    ("split", "message"),
+    [({"val": -5}, "data.split.val must be >= 0"), ({"val": True}, "data.split.val must be a size"),
+     ({"test": 0.0}, "a fraction must be in"), ({"test": 2.5}, "whole number"),
+     ({"vall": 0.1}, "unknown keys")],
+)
+def test_split_spec_is_checked_once_by_the_constructor(split: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        HandwritingDataModule(_NeverLoaded(), split=split)
+
+
+def test_batch_size_is_checked_by_the_constructor() -> None:
+    with pytest.raises(ValueError, match="data.eval_batch_size must be > 0"):
+        HandwritingDataModule(_NeverLoaded(), eval_batch_size=0)
