@@ -146,10 +146,8 @@ class MLPClassifier(pl.LightningModule):
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False)
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False)
-        self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False)
         self.train_loss = MeanMetric()
         self.val_loss = MeanMetric()
-        self.test_loss = MeanMetric()
         self.val_acc_best = MaxMetric()
 
     @property
@@ -206,13 +204,6 @@ class MLPClassifier(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self.val_acc_best(self.val_acc.compute())
         self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
-
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        loss, preds, y = self._shared_step(batch)
-        self.test_loss(loss)
-        self.test_acc(preds, y)
-        self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
-        self.log("test/acc", self.test_acc, on_step=False, on_epoch=True)
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch

@@ -110,8 +110,9 @@ def write_report(
     out_dir: Path,
     misclassified: int = 36,
 ) -> dict[str, float]:
-    """Evaluate every split, save ``report.json`` + PNGs under ``out_dir``, print a table.
-    Returns flat metrics such as ``{"test/acc": 0.97, "val/acc": ...}``."""
+    """Evaluate every split once, save ``report.json`` + PNGs under ``out_dir``, print a
+    table. Returns flat metrics named after the splits' keys, such as
+    ``{"test/acc": 0.97, "val/acc": ...}``; ``splits`` must hold a ``"test"`` split."""
     out_dir.mkdir(parents=True, exist_ok=True)
     evaluations = {name: evaluate(model, ds) for name, ds in splits.items()}
     metrics: dict[str, float] = {}
@@ -140,9 +141,9 @@ def write_report(
 
 
 def format_table(evaluations: dict[str, SplitEvaluation], classes: list[str]) -> str:
-    lines = ["", f"{'split':<8}{'images':>8}{'accuracy':>10}{'loss':>8}"]
+    lines = ["", f"{'split':<12}{'images':>8}{'accuracy':>10}{'loss':>8}"]
     for name, ev in evaluations.items():
-        lines.append(f"{name:<8}{len(ev.labels):>8}{ev.accuracy:>10.2%}{ev.loss:>8.3f}")
+        lines.append(f"{name:<12}{len(ev.labels):>8}{ev.accuracy:>10.2%}{ev.loss:>8.3f}")
     per_class = evaluations["test"].per_class_accuracy
     lines.append("test accuracy per class: " + "  ".join(
         f"{c}:{a:.1%}" if a == a else f"{c}:n/a" for c, a in zip(classes, per_class, strict=True)))
