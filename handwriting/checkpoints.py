@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from handwriting.atomic import FileWriteError, describe_os_error, write_atomic
 from handwriting.inference import ModelLoadError, read_checkpoint
