@@ -16,7 +16,7 @@ import torch  # noqa: E402
 from torch.utils.data import TensorDataset  # noqa: E402
 from torchmetrics.functional.classification import multiclass_confusion_matrix  # noqa: E402
 
-from handwriting.atomic import strict_json  # noqa: E402
+from handwriting.atomic import strict_json, write_atomic  # noqa: E402
 
 # Bounds that keep a report's memory flat whatever the class count: a figure grows with its
 # size squared (a 1001-class confusion matrix drawn at 0.35 in per class took ~22 GB).
@@ -135,7 +135,7 @@ def write_report(
         "classes": classes,
         "misclassified_shown": errors,
     }
-    (out_dir / "report.json").write_text(strict_json(report, indent=2))
+    write_atomic(out_dir / "report.json", strict_json(report, indent=2).encode())
     print(format_table(evaluations, classes))
     return metrics
 
