@@ -23,26 +23,28 @@ from hydra.utils import get_class, instantiate
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 
+# The schema holds the top-level keys' types; their values live in conf/config.yaml only
+# (MISSING here: one home per value). Hydra refuses a value of the wrong type on load.
 @dataclass
 class ReportSchema:
-    enabled: bool = True
-    misclassified: int = 36
+    enabled: bool = MISSING
+    misclassified: int = MISSING
 
 
 @dataclass
 class PromoteSchema:
-    enabled: bool = True
+    enabled: bool = MISSING
     dir: str = MISSING
-    force: bool = False
+    force: bool = MISSING
 
 
 @dataclass
 class TrainSchema:
-    task_name: str = "train"
-    seed: int = 42
-    threads: int | None = None
-    lr: float = 1e-3
-    ckpt_path: str | None = None
+    task_name: str = MISSING
+    seed: int = MISSING
+    threads: int | None = MISSING
+    lr: float = MISSING
+    ckpt_path: str | None = MISSING
     model: Any = MISSING  # conf/model/*.yaml; MLPClassifier checks it (config.build)
     report: ReportSchema = field(default_factory=ReportSchema)
     promote: PromoteSchema = field(default_factory=PromoteSchema)
@@ -54,7 +56,7 @@ class TrainSchema:
     pendigits: Any = None
     drawn: Any = None
     confidence: Any = None
-    experiment_name: str | None = None
+    experiment_name: str | None = None  # set by experiments/experiment/*.yaml
 
 
 def gpus_for(accelerator: str, devices: Any) -> int | None:
