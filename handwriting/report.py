@@ -43,7 +43,9 @@ class SplitEvaluation:
 
 @torch.inference_mode()
 def evaluate(model: torch.nn.Module, dataset: TensorDataset, batch_size: int = 4096) -> SplitEvaluation:
-    """Run the model over a whole (in-memory) split."""
+    """Run the model over a whole (in-memory) split: the package's one evaluation, behind
+    a run's report and run.json (training.evaluate_best), the drawn/* scores and
+    ``handwriting evaluate``."""
     model.eval()
     x, y = dataset.tensors
     logits = torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
