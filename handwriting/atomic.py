@@ -17,8 +17,9 @@ import json
 import math
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 class FileWriteError(RuntimeError):
@@ -45,13 +46,18 @@ def _remove(path: Path) -> None:
         os.unlink(path)
 
 
+def _temporary_beside(path: Path) -> tuple[Path, int]:
+    """A new temporary file in ``path``'s folder (same file system: the rename is atomic),
+    open for writing with the permissions of any new file."""
+    temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    return temporary, os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+
+
 def stage(path: Path, data: bytes) -> Path:
     """Write ``data`` to a new temporary file beside ``path``, flushed to disk, and return
     its name; ``os.replace`` it over ``path`` to publish it. On any failure the temporary
     file is removed and the error raised."""
-    path = Path(path)
-    temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+    temporary, fd = _temporary_beside(Path(path))
     try:
         view = memoryview(data)
         while view:
@@ -63,6 +69,24 @@ def stage(path: Path, data: bytes) -> Path:
         raise
     os.close(fd)
     return temporary
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[BinaryIO]:
+    """:func:`write_atomic` for data that comes in pieces (a download, an archive member):
+    the block writes to a temporary file beside ``path``, published over ``path`` when the
+    block ends normally and removed when it raises."""
+    path = Path(path)
+    temporary, fd = _temporary_beside(path)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        _remove(temporary)
+        raise
+    publish(temporary, path)
 
 
 def publish(temporary: Path, path: Path) -> None:

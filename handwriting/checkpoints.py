@@ -9,6 +9,19 @@
 - ``ckpt_path=last`` with an unusable ``last.ckpt`` (truncated by a crash of an older
   version, or damaged) falls back to the newest checkpoint that loads, and says so.
 - A resumed run keeps logging to the W&B run it started (:func:`wandb_run_to_resume`).
+
+Why Lightning's own pieces do not serve here (pytorch-lightning 2.6.6):
+- ``ckpt_path="last"`` takes the newest ``last*.ckpt`` by modification time and loads it
+  as it is: a damaged ``last.ckpt`` stops the resume instead of falling back, and the file
+  is not opened with ``weights_only=True`` before Lightning decides to use it. It also only
+  sees ``last*.ckpt`` files of a ``ModelCheckpoint`` with ``save_last`` set. Hence
+  :func:`resolve_ckpt_path`, whose answer is then handed to Lightning as a plain path.
+- ``save_last=True`` on the checkpoint that monitors ``val/acc`` writes ``last.ckpt`` only
+  in an epoch that wrote a new best (``ModelCheckpoint.on_validation_end`` checks
+  ``_last_global_step_saved``), so on a plateau a crash would lose every epoch since the
+  best. conf/callbacks/default.yaml therefore keeps a second, unmonitored
+  ``ModelCheckpoint`` named ``last`` that is rewritten every epoch; both are Lightning's
+  class, only configured.
 """
 
 from __future__ import annotations
@@ -20,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from handwriting.atomic import FileWriteError, describe_os_error, write_atomic
 from handwriting.inference import ModelLoadError, read_checkpoint

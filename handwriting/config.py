@@ -1,51 +1,51 @@
-"""Structured config schema: Hydra checks types (and unknown keys in the model) when
-the config loads, and :func:`validate` checks values, so a bad value fails before any
-data is loaded or any epoch runs."""
+"""The run's config: the schema of its top-level keys, and :func:`build`, which turns a
+config node into the object it names.
+
+Each setting's default and check live in the constructor that takes it
+(``MLPClassifier``, ``HandwritingDataModule``, the data sources): ``conf/*.yaml`` only names
+the values a run uses. Hydra checks the top-level keys' types when the config loads, and a
+key that is not in the config fails then too (``model.hiden_sizes=[1]``); a key added with
+``+`` that the constructor does not take fails in :func:`build`. :func:`validate` builds
+the parts once before any data is loaded, so a bad value fails before a download or an
+epoch, with one ``ValueError`` naming the key.
+"""
 
 from __future__ import annotations
 
+import inspect
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from handwriting.model import check_hyperparameters
 
-
-@dataclass
-class ModelSchema:
-    _target_: str = "handwriting.model.MLPClassifier"
-    hidden_sizes: list[int] = field(default_factory=lambda: [128, 128])
-    lr: float = 1e-3
-    dropout: float = 0.0
-    batch_norm: bool = False
-    weight_decay: float = 0.0
-    scheduler: str = "none"
-    label_smoothing: float = 0.0
-
-
+# The schema holds the top-level keys' types; their values live in conf/config.yaml only
+# (MISSING here: one home per value). Hydra refuses a value of the wrong type on load.
 @dataclass
 class ReportSchema:
-    enabled: bool = True
-    misclassified: int = 36
+    enabled: bool = MISSING
+    misclassified: int = MISSING
 
 
 @dataclass
 class PromoteSchema:
-    enabled: bool = True
+    enabled: bool = MISSING
     dir: str = MISSING
-    force: bool = False
+    force: bool = MISSING
 
 
 @dataclass
 class TrainSchema:
-    task_name: str = "train"
-    seed: int = 42
-    threads: int | None = None
-    lr: float = 1e-3
-    ckpt_path: str | None = None
-    model: ModelSchema = field(default_factory=ModelSchema)
+    task_name: str = MISSING
+    seed: int = MISSING
+    threads: int | None = MISSING
+    lr: float = MISSING
+    ckpt_path: str | None = MISSING
+    model: Any = MISSING  # conf/model/*.yaml; MLPClassifier checks it (config.build)
     report: ReportSchema = field(default_factory=ReportSchema)
     promote: PromoteSchema = field(default_factory=PromoteSchema)
     data: Any = MISSING
@@ -56,7 +56,7 @@ class TrainSchema:
     pendigits: Any = None
     drawn: Any = None
     confidence: Any = None
-    experiment_name: str | None = None
+    experiment_name: str | None = None  # set by experiments/experiment/*.yaml
 
 
 def gpus_for(accelerator: str, devices: Any) -> int | None:
@@ -71,28 +71,57 @@ def register_configs() -> None:
     OmegaConf.register_new_resolver("gpus_for", gpus_for, replace=True)
 
 
+_UNEXPECTED = re.compile(r"unexpected keyword argument '(?P<name>\w+)'|(?P<none>takes no arguments)")
+_TARGET = re.compile(r"Error in call to target '(?P<target>[\w.]+)'")
+_FULL_KEY = re.compile(r"full_key: (?P<key>\S+)")
+
+
+def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
+    """``instantiate(node, **kwargs)`` with the faults of the config as one ``ValueError``
+    that names the key. Hydra wraps whatever a constructor raises in an
+    ``InstantiationException`` (a traceback for train.py); a constructor's own ValueError
+    is passed on as it is, and a key the constructor does not take (``+model.hiden=64``)
+    becomes "model.hiden is not a setting of ...", listing the ones it takes."""
+    try:
+        return instantiate(node, _convert_="all", **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ValueError):
+            raise cause from None
+        unexpected = _UNEXPECTED.search(str(cause)) if isinstance(cause, TypeError) else None
+        target = _TARGET.search(str(exc))
+        if unexpected is None or target is None:
+            raise
+        full_key = _FULL_KEY.search(str(exc))
+        where = full_key["key"] if full_key else key
+        if unexpected["none"]:
+            relative = where.removeprefix(key).lstrip(".")
+            given = OmegaConf.select(node, relative) if relative else node
+            names = sorted(k for k in (given or {}) if k != "_target_")
+            raise ValueError(f"{where} ({target['target']}) takes no settings, got "
+                             f"{', '.join(names)}") from None
+        raise ValueError(
+            f"{where}.{unexpected['name']} is not a setting of {target['target']}; "
+            f"its settings are: {', '.join(_settings(target['target']))}") from None
+
+
+def _settings(target: str) -> list[str]:
+    """The keyword arguments the class ``target`` takes."""
+    parameters = inspect.signature(get_class(target)).parameters.values()
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
 def validate(cfg: DictConfig) -> None:
-    """Check values that types cannot: raise ValueError naming the key and the allowed range."""
-    model = cfg.model
-    check_hyperparameters(
-        list(model.hidden_sizes), 2, float(model.lr), float(model.dropout),
-        float(model.weight_decay), str(model.scheduler),
-    )
-    if not 0 <= model.label_smoothing < 1:
-        raise ValueError(f"model.label_smoothing must be in [0, 1), got {model.label_smoothing}")
-    data = cfg.data
-    for key in ("batch_size", "eval_batch_size"):
-        value = OmegaConf.select(data, key)
-        if value is not None and int(value) <= 0:
-            raise ValueError(f"data.{key} must be > 0, got {value}")
+    """Check every value before any data is loaded: the data module and the model are built
+    once and dropped (their constructors check their settings and load nothing; the model
+    with a stand-in class count, since the real one comes from the data). The keys no
+    constructor of this package takes are checked here."""
     threads = cfg.get("threads")
     if threads is not None and threads <= 0:
         raise ValueError(f"threads must be a positive number of CPU threads or null, got {threads}")
+    # Lightning's Trainer accepts max_epochs=0 (and trains nothing): refused here.
     max_epochs = OmegaConf.select(cfg.trainer, "max_epochs")
     if max_epochs is not None and int(max_epochs) <= 0 and int(max_epochs) != -1:
         raise ValueError(f"trainer.max_epochs must be > 0, got {max_epochs}")
-    for part, spec in (OmegaConf.select(data, "split") or {}).items():
-        if spec is not None and (isinstance(spec, bool) or not isinstance(spec, (int, float))):
-            raise ValueError(f"data.split.{part} must be a size, a fraction or null, got {spec!r}")
-        if spec is not None and spec < 0:
-            raise ValueError(f"data.split.{part} must be >= 0, got {spec}")
+    build(cfg.data, "data")
+    build(cfg.model, "model", num_classes=2)

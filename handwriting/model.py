@@ -5,6 +5,11 @@ softmax output, cross-entropy loss, Adam at lr 0.001. Width, depth, dropout, bat
 and an optional learning-rate schedule are constructor arguments so the stronger MLP of
 ``experiments/`` is the same class. Every argument is a plain value, so checkpoints load
 with ``weights_only=True`` and ``load_from_checkpoint`` works without Hydra.
+
+The constructor is the one home of each setting's default and check: ``conf/model/mlp.yaml``
+only names the values a run uses, and Hydra's ``instantiate`` passes them here (a key the
+constructor does not take is refused, see ``config.build``). A new hyperparameter is a new
+argument here (with its check in :func:`check_settings`) and a line in ``mlp.yaml``.
 """
 
 from __future__ import annotations
@@ -53,11 +58,23 @@ def build_mlp(
     return nn.Sequential(*layers)
 
 
-def check_hyperparameters(
-    hidden_sizes: Sequence[int], num_classes: int, lr: float, dropout: float, weight_decay: float,
-    scheduler: str,
+def _number(key: str, value: Any) -> float:
+    """``value`` as a float, or ValueError naming ``key``: a YAML or command-line value
+    can be any type (``model.lr=fast``), and ``math.isfinite("fast")`` is a TypeError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{key} must be a number, got {value!r}")
+    return float(value)
+
+
+def check_settings(
+    hidden_sizes: Sequence[int], num_classes: int, lr: float, dropout: float, batch_norm: bool,
+    weight_decay: float, scheduler: str, label_smoothing: float,
 ) -> None:
-    """Fail before training, with a message that says which value is wrong and what is allowed."""
+    """The constructor's checks, the only ones: fail before training with a message that
+    says which value is wrong and what is allowed. The keys are named as the config names
+    them (``model.*``), since that is where a person sets them."""
+    if isinstance(hidden_sizes, (str, bytes)) or not isinstance(hidden_sizes, Sequence):
+        raise ValueError(f"model.hidden_sizes must be a list of layer widths, got {hidden_sizes!r}")
     if not hidden_sizes:
         raise ValueError("model.hidden_sizes must list at least one layer width, e.g. [128,128]")
     bad = [h for h in hidden_sizes if not isinstance(h, int) or isinstance(h, bool) or h <= 0]
@@ -68,14 +85,20 @@ def check_hyperparameters(
     if num_classes > MAX_CLASSES:
         raise ValueError(f"{num_classes} classes is more than the {MAX_CLASSES} this project "
                          "supports: check the labels of the data")
+    lr = _number("lr", lr)
     if not (math.isfinite(lr) and lr > 0):  # lr=inf trains NaNs
         raise ValueError(f"lr must be > 0 and finite, got {lr}")
-    if not 0 <= dropout < 1:
+    if not 0 <= _number("model.dropout", dropout) < 1:
         raise ValueError(f"model.dropout must be in [0, 1), got {dropout}")
+    if not isinstance(batch_norm, bool):
+        raise ValueError(f"model.batch_norm must be true or false, got {batch_norm!r}")
+    weight_decay = _number("model.weight_decay", weight_decay)
     if not (math.isfinite(weight_decay) and weight_decay >= 0):
         raise ValueError(f"model.weight_decay must be >= 0 and finite, got {weight_decay}")
     if scheduler not in SCHEDULERS:
         raise ValueError(f"model.scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
+    if not 0 <= _number("model.label_smoothing", label_smoothing) < 1:
+        raise ValueError(f"model.label_smoothing must be in [0, 1), got {label_smoothing}")
 
 
 class MLPClassifier(pl.LightningModule):
@@ -95,8 +118,11 @@ class MLPClassifier(pl.LightningModule):
         class_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
-        hidden_sizes = [int(h) if isinstance(h, float) and h.is_integer() else h for h in hidden_sizes]
-        check_hyperparameters(hidden_sizes, num_classes, lr, dropout, weight_decay, scheduler)
+        if isinstance(hidden_sizes, Sequence) and not isinstance(hidden_sizes, str):
+            hidden_sizes = [int(h) if isinstance(h, float) and h.is_integer() else h
+                            for h in hidden_sizes]
+        check_settings(hidden_sizes, num_classes, lr, dropout, batch_norm, weight_decay,
+                       scheduler, label_smoothing)
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
         # Plain types only: keeps checkpoints loadable with torch.load(weights_only=True).
@@ -120,10 +146,8 @@ class MLPClassifier(pl.LightningModule):
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False)
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False)
-        self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False)
         self.train_loss = MeanMetric()
         self.val_loss = MeanMetric()
-        self.test_loss = MeanMetric()
         self.val_acc_best = MaxMetric()
 
     @property
@@ -180,13 +204,6 @@ class MLPClassifier(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self.val_acc_best(self.val_acc.compute())
         self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
-
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        loss, preds, y = self._shared_step(batch)
-        self.test_loss(loss)
-        self.test_acc(preds, y)
-        self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
-        self.log("test/acc", self.test_acc, on_step=False, on_epoch=True)
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch

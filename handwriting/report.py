@@ -16,7 +16,7 @@ import torch  # noqa: E402
 from torch.utils.data import TensorDataset  # noqa: E402
 from torchmetrics.functional.classification import multiclass_confusion_matrix  # noqa: E402
 
-from handwriting.atomic import strict_json  # noqa: E402
+from handwriting.atomic import strict_json, write_atomic  # noqa: E402
 
 # Bounds that keep a report's memory flat whatever the class count: a figure grows with its
 # size squared (a 1001-class confusion matrix drawn at 0.35 in per class took ~22 GB).
@@ -43,7 +43,9 @@ class SplitEvaluation:
 
 @torch.inference_mode()
 def evaluate(model: torch.nn.Module, dataset: TensorDataset, batch_size: int = 4096) -> SplitEvaluation:
-    """Run the model over a whole (in-memory) split."""
+    """Run the model over a whole (in-memory) split: the package's one evaluation, behind
+    a run's report and run.json (training.evaluate_best), the drawn/* scores and
+    ``handwriting evaluate``."""
     model.eval()
     x, y = dataset.tensors
     logits = torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
@@ -110,8 +112,9 @@ def write_report(
     out_dir: Path,
     misclassified: int = 36,
 ) -> dict[str, float]:
-    """Evaluate every split, save ``report.json`` + PNGs under ``out_dir``, print a table.
-    Returns flat metrics such as ``{"test/acc": 0.97, "val/acc": ...}``."""
+    """Evaluate every split once, save ``report.json`` + PNGs under ``out_dir``, print a
+    table. Returns flat metrics named after the splits' keys, such as
+    ``{"test/acc": 0.97, "val/acc": ...}``; ``splits`` must hold a ``"test"`` split."""
     out_dir.mkdir(parents=True, exist_ok=True)
     evaluations = {name: evaluate(model, ds) for name, ds in splits.items()}
     metrics: dict[str, float] = {}
@@ -134,15 +137,15 @@ def write_report(
         "classes": classes,
         "misclassified_shown": errors,
     }
-    (out_dir / "report.json").write_text(strict_json(report, indent=2))
+    write_atomic(out_dir / "report.json", strict_json(report, indent=2).encode())
     print(format_table(evaluations, classes))
     return metrics
 
 
 def format_table(evaluations: dict[str, SplitEvaluation], classes: list[str]) -> str:
-    lines = ["", f"{'split':<8}{'images':>8}{'accuracy':>10}{'loss':>8}"]
+    lines = ["", f"{'split':<12}{'images':>8}{'accuracy':>10}{'loss':>8}"]
     for name, ev in evaluations.items():
-        lines.append(f"{name:<8}{len(ev.labels):>8}{ev.accuracy:>10.2%}{ev.loss:>8.3f}")
+        lines.append(f"{name:<12}{len(ev.labels):>8}{ev.accuracy:>10.2%}{ev.loss:>8.3f}")
     per_class = evaluations["test"].per_class_accuracy
     lines.append("test accuracy per class: " + "  ".join(
         f"{c}:{a:.1%}" if a == a else f"{c}:n/a" for c, a in zip(classes, per_class, strict=True)))

@@ -30,7 +30,7 @@ from handwriting.checkpoints import (
     wandb_run_to_resume,
 )
 from handwriting.confidence import calibrate_run
-from handwriting.config import validate
+from handwriting.config import build, validate
 from handwriting.csv_history import merge_history, set_aside_history
 from handwriting.data.datamodule import HandwritingDataModule
 from handwriting.drawn import DrawnEvaluation
@@ -97,17 +97,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
 
-    datamodule: HandwritingDataModule = instantiate(cfg.data, _convert_="all")
+    datamodule: HandwritingDataModule = build(cfg.data, "data")
     datamodule.prepare_data()
     datamodule.setup("fit")  # errors in data or split surface here, before any model is built
     log.info("Data %s: %s, %d classes", datamodule.source_name, datamodule.sizes(), datamodule.num_classes)
     drawn: DrawnEvaluation | None = instantiate(cfg.drawn, _convert_="all") if cfg.get("drawn") else None
     if drawn is not None:  # before training: a held-out writer in the training data is refused
         drawn.check_disjoint(datamodule.splits.train if datamodule.splits else None)
-    model = instantiate(
-        cfg.model, num_classes=datamodule.num_classes, class_names=list(datamodule.classes),
-        _convert_="all",
-    )
+    model = build(cfg.model, "model", num_classes=datamodule.num_classes,
+                  class_names=list(datamodule.classes))
     resume_from = resolve_ckpt_path(cfg.ckpt_path, output_dir)
     wandb_group, wandb_name = _sweep_identity()
     loggers = build_loggers(cfg, wandb_group, wandb_name, resuming=bool(resume_from))
@@ -124,13 +122,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
     for logger in loggers:
         logger.log_hyperparams({"config": config_dict, "data_fingerprint": datamodule.fingerprint})
 
+    metrics: dict[str, float] = {}
     try:
         # weights_only=True explicitly: torch's default can be overridden from the
         # environment (TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD), an explicit argument cannot.
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         best_path = best_checkpoint_path(trainer)
-        trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False,
-                     weights_only=True)
+        if trainer.is_global_zero:
+            best_model = model_from_checkpoint(read_checkpoint(best_path)) if best_path else model
+            metrics = evaluate_best(best_model, datamodule, output_dir / "report",
+                                    cfg.report.misclassified)
+            # Logged like the epochs' metrics (metrics.csv, W&B), before the CSV is flushed.
+            for logger in loggers:
+                logger.log_metrics({k: metrics[k] for k in ("test/acc", "test/loss")},
+                                   step=trainer.global_step)
     finally:
         if on_rank_zero:
             for csv_logger in csv_loggers:
@@ -139,10 +144,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if not trainer.is_global_zero:
         return {}
 
-    best_model = model_from_checkpoint(read_checkpoint(best_path)) if best_path else model
-    splits = {name: datamodule.eval_dataset(name) for name in ("train", "val", "test")}
-    metrics = write_report(best_model, splits, list(datamodule.classes), output_dir / "report",
-                           misclassified=cfg.report.misclassified)
     if drawn is not None:
         assert datamodule.splits is not None
         metrics |= drawn.score(best_model, list(datamodule.classes), datamodule.splits.train,
@@ -185,6 +186,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
             print(f"{verdict} -> {result.path}: {result.reason}")
     finish_wandb(loggers)
     return metrics
+
+
+def evaluate_best(model: torch.nn.Module, datamodule: HandwritingDataModule, report_dir: Path,
+                  misclassified: int) -> dict[str, float]:
+    """The one evaluation of the best checkpoint: every split once, through
+    ``report.evaluate``, whose numbers fill report.json, run.json and the logged test/*.
+
+    The training split is re-evaluated clean (no augmentation, fixed weights) and named
+    ``train_clean/*``: ``train/acc`` in metrics.csv is the running accuracy on augmented
+    batches while the weights change, another number."""
+    splits = {"train_clean": datamodule.eval_dataset("train"),
+              "val": datamodule.eval_dataset("val"), "test": datamodule.eval_dataset("test")}
+    return write_report(model, splits, list(datamodule.classes), report_dir,
+                        misclassified=misclassified)
 
 
 def best_checkpoint_path(trainer: pl.Trainer) -> str:

@@ -44,6 +44,8 @@ if [[ -n "${TORCH_INDEX:-}" ]]; then
 else
   "${PIP[@]}" torch==2.13.0
 fi
+# Everything the package, the app and train.py import is declared in pyproject.toml
+# (tests/test_dependencies.py checks it), so this one install brings it all.
 echo "==> handwriting + dev extras"
 "${PIP[@]}" -e ".[dev]"
 echo "==> ready: $VENV/bin/python train.py"

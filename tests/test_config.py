@@ -63,6 +63,11 @@ def test_shortcuts_reach_the_model() -> None:
         ("lr=-0.1", "lr must be > 0"),
         ("model.hidden_sizes=[]", "at least one layer"),
         ("model.dropout=1.5", "dropout"),
+        ("model.hidden_sizes=[a,b]", "hidden_sizes must be positive integers"),
+        ("model.lr=fast", "lr must be a number"),
+        ("model.label_smoothing=1", "label_smoothing"),
+        ("+model.hiden=64", "model.hiden is not a setting of handwriting.model.MLPClassifier"),
+        ("+data.foo=1", "data.foo is not a setting"),
         ("data.batch_size=0", "batch_size"),
         ("trainer.max_epochs=0", "max_epochs"),
         ("data.split.val=-5", "split.val"),
@@ -74,7 +79,17 @@ def test_invalid_values_are_rejected(override: str, message: str) -> None:
         validate(compose_cfg(override))
 
 
-@pytest.mark.parametrize("override", ["lr=fast", "model.hidden_sizes=[a,b]", "model.hiden_sizes=[1]"])
+def test_the_model_config_names_only_what_the_constructor_takes() -> None:
+    """conf/model/mlp.yaml names values; MLPClassifier's signature is their one home."""
+    import inspect
+
+    from handwriting.model import MLPClassifier
+
+    settings = set(compose_cfg().model) - {"_target_"}
+    assert settings <= set(inspect.signature(MLPClassifier).parameters)
+
+
+@pytest.mark.parametrize("override", ["lr=fast", "model.hiden_sizes=[1]", "seed=x"])
 def test_wrong_types_and_typos_fail_at_composition(override: str) -> None:
     with pytest.raises(ConfigCompositionException):
         compose_cfg(override)
@@ -106,3 +121,24 @@ def test_cli_rejects_bad_value_before_training(tmp_path: Path) -> None:
     assert "lr must be > 0" in result.stderr + result.stdout
     assert not (tmp_path / "run" / "checkpoints").exists()
     assert not (tmp_path / "promoted" / "model.ckpt").exists()
+
+
+class _NeverLoaded:
+    def load(self):  # pragma: no cover - the point is that it is not called
+        raise AssertionError("the split spec must be checked before any data is loaded")
+
+
+@pytest.mark.parametrize(
+    ("split", "message"),
+    [({"val": -5}, "data.split.val must be >= 0"), ({"val": True}, "data.split.val must be a size"),
+     ({"test": 0.0}, "a fraction must be in"), ({"test": 2.5}, "whole number"),
+     ({"vall": 0.1}, "unknown keys")],
+)
+def test_split_spec_is_checked_once_by_the_constructor(split: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        HandwritingDataModule(_NeverLoaded(), split=split)
+
+
+def test_batch_size_is_checked_by_the_constructor() -> None:
+    with pytest.raises(ValueError, match="data.eval_batch_size must be > 0"):
+        HandwritingDataModule(_NeverLoaded(), eval_batch_size=0)

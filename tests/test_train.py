@@ -50,7 +50,8 @@ def test_run_beats_chance_on_held_out_data(trained) -> None:
     assert summary["sizes"] == {"train": 3000, "val": 500, "test": 500}
     assert metrics["test/acc"] > 0.75, metrics  # chance is 0.10
     assert metrics["val/acc"] > 0.75, metrics
-    assert 0 < metrics["train/acc"] <= 1  # the original brief logged "null" here
+    assert 0 < metrics["train_clean/acc"] <= 1  # the original brief logged "null" here
+    assert "train/acc" not in metrics  # that name is the running accuracy of metrics.csv
 
 
 def test_report_and_logs_are_written(trained) -> None:
@@ -64,6 +65,11 @@ def test_report_and_logs_are_written(trained) -> None:
         rows = list(csv.DictReader(handle))
     train_acc = [float(r["train/acc"]) for r in rows if r.get("train/acc")]
     assert len(train_acc) == 3 and all(0 < a <= 1 for a in train_acc)
+    # One evaluation: the logged test row is the report's number, not a second measurement.
+    logged_test = [float(r["test/acc"]) for r in rows if r.get("test/acc")]
+    run_metrics = json.loads((run_dir / "run.json").read_text())["metrics"]
+    assert logged_test == [pytest.approx(run_metrics["test/acc"])]
+    assert report["metrics"]["train_clean/acc"] == run_metrics["train_clean/acc"]
     offline_runs = list((run_dir / "wandb").glob("offline-run-*"))
     assert offline_runs and list(offline_runs[0].glob("*.wandb"))
     media = offline_runs[0] / "files" / "media"

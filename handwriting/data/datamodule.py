@@ -27,7 +27,7 @@ from torch.utils.data import (
 
 from handwriting.data.mix import MixedPool, build_dataset, eval_view, to_tensors
 from handwriting.data.redraw import centre_lines
-from handwriting.data.split import SizeSpec, Splits, make_splits
+from handwriting.data.split import SizeSpec, Splits, SplitSpec, make_splits
 from handwriting.data.types import LabeledImages, SourceData
 
 
@@ -60,14 +60,11 @@ class HandwritingDataModule(pl.LightningDataModule):
         redraw: float = 0.0,
     ) -> None:
         super().__init__()
-        if batch_size <= 0 or eval_batch_size <= 0:
-            raise ValueError(f"data.batch_size must be > 0, got {batch_size}/{eval_batch_size}")
-        split = dict(split or {})
-        unknown = set(split) - {"train", "val", "test"}
-        if unknown:
-            raise ValueError(f"data.split has unknown keys {sorted(unknown)}; use train/val/test")
+        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"data.{key} must be > 0, got {value!r}")
         self.source = source
-        self.split = {"train": None, "val": 0.1, "test": 0.1} | split
+        self.split = SplitSpec.from_config(split)
         self.split_seed = split_seed
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -86,7 +83,7 @@ class HandwritingDataModule(pl.LightningDataModule):
         if self.splits is not None:
             return
         data = self.source.load()
-        self.splits = make_splits(data, seed=self.split_seed, **self.split)
+        self.splits = make_splits(data, self.split, seed=self.split_seed)
         self.classes = data.classes
         self.source_name = data.name
         pool = self.splits.train

@@ -9,16 +9,15 @@ numbers its classes from 1 (there is no class 0).
 
 from __future__ import annotations
 
-import os
 import shutil
 import string
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from handwriting.atomic import atomic_file
 from handwriting.data.download import (
     DATA_DIR_ENV,
     DownloadError,
@@ -138,17 +137,13 @@ class EMNIST:
         with zipfile.ZipFile(archive) as zf:
             for key, name in names.items():
                 target = target_dir / name
-                fd, temp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=target_dir)
                 try:
-                    with os.fdopen(fd, "wb") as out, zf.open(f"gzip/{name}") as member:
+                    with atomic_file(target) as out, zf.open(f"gzip/{name}") as member:
                         shutil.copyfileobj(member, out)
-                    os.replace(temp_name, target)
                 except KeyError as error:
                     raise DownloadError(
                         f"{archive} has no gzip/{name}; the archive is not the official EMNIST "
                         f"gzip.zip. Delete it and retry, or set {DATA_DIR_ENV}."
                     ) from error
-                finally:
-                    Path(temp_name).unlink(missing_ok=True)
                 paths[key] = target
         return paths

@@ -4,6 +4,7 @@ Layout: two zero bytes, a type code, the number of dimensions, one big-endian
 uint32 per dimension, then the values in C order. Files may be gzip-compressed
 (``.gz``). Errors name the file and what is wrong, because a half-finished
 download is the usual cause and the fix is to delete and re-fetch it.
+(torchvision reads the same format, but is not a dependency: see download.py.)
 """
 
 from __future__ import annotations

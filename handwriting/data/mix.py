@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from handwriting.data.download import DownloadError
-from handwriting.data.split import make_splits
+from handwriting.data.split import SplitSpec, make_splits
 from handwriting.data.types import LabeledImages, SourceData, StrokeSet
 from handwriting.render import render_input
 
@@ -180,10 +180,10 @@ class MixedSource:
             if isinstance(weight, bool) or not isinstance(weight, int | float) or not (
                     np.isfinite(weight) and weight > 0):
                 raise ValueError(f"data.source.parts.{name}.weight must be a number > 0, got {weight!r}")
-            split_keys = set(part.get("split") or {}) - {"train", "val", "test"}
-            if split_keys:
-                raise ValueError(f"data.source.parts.{name}.split has unknown keys "
-                                 f"{sorted(split_keys)}; use train/val/test")
+        # Each part's split spec, checked now (None: all of the part for training).
+        self.split_specs = {
+            name: SplitSpec.from_config(part["split"], f"data.source.parts.{name}.split")
+            for name, part in parts.items() if part.get("split") is not None}
         self.parts = parts
         self.test_from = test_from
         self.split_seed = split_seed
@@ -203,7 +203,7 @@ class MixedSource:
             if part.get("split") is None and name != self.test_from:
                 pool, val = _relabel(data.train, data.classes, classes, name), None
             else:
-                splits = make_splits(data, seed=self.split_seed, **dict(part.get("split") or {}))
+                splits = make_splits(data, self.split_specs.get(name), seed=self.split_seed)
                 pool = _relabel(splits.train, data.classes, classes, name)
                 val = _relabel(splits.val, data.classes, classes, name)
                 if name == self.test_from:

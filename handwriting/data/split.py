@@ -7,7 +7,8 @@ Each of ``train``, ``val``, ``test`` is an int (number of images), a float in (0
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -23,38 +24,60 @@ class Splits:
     test: LabeledImages
 
 
-def _resolve(name: str, spec: SizeSpec, pool: int) -> int | None:
+@dataclass(frozen=True)
+class SplitSpec:
+    """How big each split is: the one home of that setting's defaults and checks. What
+    needs the pool's size (does it fit, is anything left to train on) is checked when the
+    data is split (:func:`resolve_sizes`); the rest here, when the config is built."""
+
+    train: SizeSpec = None
+    val: SizeSpec = 0.1
+    test: SizeSpec = 0.1
+    where: str = "data.split"  # the config key, for messages
+
+    def __post_init__(self) -> None:
+        for name in ("train", "val", "test"):
+            spec = getattr(self, name)
+            key = f"{self.where}.{name}"
+            if spec is None:
+                continue
+            if isinstance(spec, bool) or not isinstance(spec, (int, float)):
+                raise ValueError(f"{key} must be a size, a fraction or null, got {spec!r}")
+            if spec < 0:
+                raise ValueError(f"{key} must be >= 0, got {spec}")
+            if isinstance(spec, float) and spec <= 1 and spec <= 0:
+                raise ValueError(f"{key}={spec}: a fraction must be in (0, 1]")
+            if isinstance(spec, float) and spec > 1 and not spec.is_integer():
+                raise ValueError(f"{key}={spec}: use a whole number of images or a fraction <= 1")
+
+    @classmethod
+    def from_config(cls, spec: Mapping[str, SizeSpec] | None, where: str = "data.split") -> SplitSpec:
+        """From a config mapping; unknown keys are refused by name."""
+        spec = dict(spec or {})
+        unknown = set(spec) - {"train", "val", "test"}
+        if unknown:
+            raise ValueError(f"{where} has unknown keys {sorted(unknown)}; use train/val/test")
+        return cls(**spec, where=where)
+
+
+def _resolve(spec: SizeSpec, pool: int) -> int | None:
+    """Images for a spec :class:`SplitSpec` has checked: a fraction of ``pool`` or a size."""
     if spec is None:
         return None
-    if isinstance(spec, bool):
-        raise ValueError(f"data.split.{name} must be a size or a fraction, got {spec!r}")
     if isinstance(spec, float) and spec <= 1:
-        if spec <= 0:
-            raise ValueError(f"data.split.{name}={spec}: a fraction must be in (0, 1]")
         return int(round(spec * pool))
-    if isinstance(spec, float) and not spec.is_integer():
-        raise ValueError(f"data.split.{name}={spec}: use a whole number of images or a fraction <= 1")
-    size = int(spec)
-    if size < 0:
-        raise ValueError(f"data.split.{name}={spec}: sizes must be >= 0")
-    return size
+    return int(spec)
 
 
-def resolve_sizes(
-    pool: int, train: SizeSpec, val: SizeSpec, test: SizeSpec, source_name: str = "data"
-) -> tuple[int, int, int]:
+def resolve_sizes(pool: int, spec: SplitSpec, source_name: str = "data") -> tuple[int, int, int]:
     """Turn the split spec into exact sizes for a pool of ``pool`` images (test/val may be 0)."""
-    sizes = {
-        "train": _resolve("train", train, pool),
-        "val": _resolve("val", val, pool),
-        "test": _resolve("test", test, pool),
-    }
+    sizes = {name: _resolve(getattr(spec, name), pool) for name in ("train", "val", "test")}
     fixed = sum(v for v in sizes.values() if v is not None)
     if fixed > pool:
         asked = " + ".join(f"{k} {v}" for k, v in sizes.items() if v is not None)
         raise ValueError(
-            f"data.split asks for {asked} = {fixed} images but {source_name} has only {pool} "
-            f"to split; lower data.split.* (or use fractions such as 0.8/0.1/0.1)"
+            f"{spec.where} asks for {asked} = {fixed} images but {source_name} has only {pool} "
+            f"to split; lower {spec.where}.* (or use fractions such as 0.8/0.1/0.1)"
         )
     open_parts = [k for k, v in sizes.items() if v is None]
     rest = pool - fixed
@@ -63,25 +86,18 @@ def resolve_sizes(
     if open_parts:
         sizes[open_parts[0]] += rest - sum(rest // len(open_parts) for _ in open_parts)
     if sizes["train"] == 0:
-        raise ValueError(f"data.split leaves no training images out of {pool} in {source_name}")
+        raise ValueError(f"{spec.where} leaves no training images out of {pool} in {source_name}")
     return sizes["train"], sizes["val"], sizes["test"]
 
 
-def make_splits(
-    data: SourceData,
-    train: SizeSpec = None,
-    val: SizeSpec = 0.1,
-    test: SizeSpec = 0.1,
-    seed: int = 0,
-) -> Splits:
+def make_splits(data: SourceData, spec: SplitSpec | None = None, seed: int = 0) -> Splits:
     """Carve the splits the source does not define out of its training pool, reproducibly."""
+    spec = spec or SplitSpec()
     val_given, test_given = data.val is not None, data.test is not None
     pool = data.train
     t, v, s = resolve_sizes(
         len(pool),
-        train,
-        0 if val_given else val,
-        0 if test_given else test,
+        replace(spec, val=0 if val_given else spec.val, test=0 if test_given else spec.test),
         source_name=f"the {data.name} training pool",
     )
     order = np.random.default_rng(seed).permutation(len(pool))
