@@ -48,7 +48,7 @@ def describe_model(predictor: Predictor, path: str | Path) -> list[tuple[str, st
         ("Test accuracy", format_accuracy(metrics.get("test/acc"))),
         ("Real drawings (held-out writers)", describe_drawn(metrics)),
         ("Confidence", describe_calibration(predictor)),
-        ("Train accuracy", format_accuracy(metrics.get("train/acc"))),
+        ("Train accuracy (clean)", format_accuracy(metrics.get("train_clean/acc"))),
         (
             "Architecture",
             "MLP "

@@ -75,7 +75,7 @@ def write_promoted_model(
     checkpoint: dict = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}
     if metadata:
         checkpoint["handwriting"] = {
-            "metrics": {"val/acc": val_acc, "test/acc": test_acc, "train/acc": 0.99, "epochs": 3.0,
+            "metrics": {"val/acc": val_acc, "test/acc": test_acc, "train_clean/acc": 0.99, "epochs": 3.0,
                         **(drawn or {})},
             "config": {"model": {"lr": float(model.hparams["lr"])}},
             "data_fingerprint": "test-data",
