@@ -4,7 +4,7 @@ compared with the scanned test digits it is usually scored on?
 No one has labelled canvas drawings, so this builds a proxy from a test split: each digit
 is thinned to its skeleton and redrawn as uniform round-pen strokes of the canvas's stroke
 width, at a random size and position on a canvas-sized RGBA image
-(``handwriting.strokes.redraw_as_strokes``), then read through the app's own path
+(``benchmarks.strokes.redraw_as_strokes``), then read through the app's own path
 (``preprocessing.prepare_canvas`` -> model, i.e. ``Predictor.predict_canvas``). The same
 digits are also scored as stored ("plain", the usual test accuracy) and as scans through
 the app's preprocessing ("plain via app": re-centred, no redraw), which separates the effect
@@ -50,9 +50,8 @@ from benchmarks.common import (  # noqa: E402
     table,
     write_json,
 )
+from benchmarks.strokes import PEN_BUCKETS, redraw_digits  # noqa: E402
 
-# The app's stroke-width slider runs from 8 to 40 px (default 20) on a 280 px canvas.
-PEN_BUCKETS: tuple[tuple[float, float], ...] = ((8, 14), (14, 20), (20, 28), (28, 40))
 # Stroke width in the 28x28 model input (MNIST pen strokes are mostly 2-3 px wide there).
 INPUT_WIDTH_EDGES: tuple[float, ...] = (1.5, 2.5, 4.0)
 CANVAS_SIZE = 280
@@ -82,54 +81,6 @@ def pen_labels(buckets: tuple[tuple[float, float], ...] = PEN_BUCKETS) -> list[s
     return [f"{lo:g}-{hi:g}" for lo, hi in buckets]
 
 
-def _ink_extent(canvas: np.ndarray) -> float:
-    """Longer side of the drawn ink's bounding box (canvas pixels)."""
-    alpha = canvas[..., 3] if canvas[..., 3].min() < 255 else canvas[..., :3].max(axis=2)
-    ys, xs = np.nonzero(alpha > 127)
-    if len(ys) == 0:
-        return float("nan")
-    return float(max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1))
-
-
-def redraw_digits(
-    images: np.ndarray,
-    seed: int = 0,
-    buckets: tuple[tuple[float, float], ...] = PEN_BUCKETS,
-    canvas_size: int = CANVAS_SIZE,
-    scale_range: tuple[float, float] = (0.3, 0.9),
-    background: str = "black",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Redraw digits as canvas drawings and read them back through the app's preprocessing.
-
-    Digits are spread evenly over the pen-width buckets (seeded shuffle), the pen width is
-    uniform inside the bucket, size and position as ``redraw_as_strokes`` draws them.
-    ``background="black"`` with white ink is what the app's canvas gives. Returns
-    (float32 (N, 28, 28) model inputs, pen width, bucket index, stroke width in the input).
-    """
-    from handwriting.preprocessing import BOX, prepare_canvas
-    from handwriting.strokes import redraw_as_strokes
-
-    images = np.asarray(images)
-    if images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise BenchmarkError(f"expected (N, 28, 28) images, got {images.shape}")
-    rng = np.random.default_rng(seed)
-    n = len(images)
-    bucket = rng.permutation(np.arange(n) % len(buckets)).astype(np.int64)
-    drawn = np.empty((n, 28, 28), dtype=np.float32)
-    pen = np.empty(n, dtype=np.float64)
-    width_in = np.empty(n, dtype=np.float64)
-    for i in range(n):
-        lo, hi = buckets[bucket[i]]
-        pen[i] = rng.uniform(lo, hi)
-        canvas = redraw_as_strokes(
-            images[i], rng, canvas_size=(canvas_size, canvas_size), stroke_width=pen[i],
-            scale_range=scale_range, background=background,
-        )
-        drawn[i] = prepare_canvas(canvas)
-        width_in[i] = pen[i] * BOX / _ink_extent(canvas)
-    return drawn, pen, bucket, width_in
-
-
 def make_canvas_set(
     images: np.ndarray,
     labels: np.ndarray,
@@ -147,50 +98,6 @@ def make_canvas_set(
     plain_app = np.stack([prepare_image(image) for image in plain]) if len(plain) else plain
     return CanvasSet(plain, plain_app.astype(np.float32), drawn,
                      np.asarray(labels, dtype=np.int64), pen, bucket, width_in)
-
-
-class RedrawnTrainingMix:
-    """Data source for the training-side fix: the standard split of ``data`` (the project's
-    conf/data/<data>.yaml), with a ``fraction`` of the training digits added a second time
-    as canvas redraws. Validation and test are untouched, so test accuracy stays comparable
-    with the plain runs. The redraws are cached as .npz in ``cache_dir`` (they cost ~20 ms
-    each). Use with ``data.split.train=null`` (the whole mixed pool is the training set):
-
-        python train.py augment=canvas data.split.train=null \\
-            data.source._target_=benchmarks.canvas_robustness.RedrawnTrainingMix \\
-            +data.source.fraction=0.5 +data.source.cache_dir=outputs/experiments/cache
-    """
-
-    def __init__(self, data: str = "embedded", fraction: float = 0.5, seed: int = 1234,
-                 mnist_dir: str | None = None, cache_dir: str | None = None) -> None:
-        if not 0 < fraction <= 1:
-            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-        self.data, self.fraction, self.seed = data, float(fraction), int(seed)
-        self.mnist_dir = Path(mnist_dir) if mnist_dir else None
-        self.cache_dir = Path(cache_dir) if cache_dir else None
-
-    def load(self) -> Any:
-        from handwriting.data.types import LabeledImages, SourceData
-
-        datamodule = load_data_config(self.data, self.mnist_dir)
-        splits = datamodule.splits
-        train = splits.train
-        count = int(round(self.fraction * len(train)))
-        index = np.sort(np.random.default_rng(self.seed).choice(len(train), count, replace=False))
-        cache = (self.cache_dir / f"redrawn_{self.data}_{datamodule.fingerprint}_{count}_{self.seed}.npz"
-                 if self.cache_dir else None)
-        if cache is not None and cache.is_file():
-            drawn = np.load(cache)["images"]
-        else:
-            inputs = redraw_digits(train.images[index], seed=self.seed)[0]
-            drawn = np.round(inputs * 255).astype(np.uint8)
-            if cache is not None:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                np.savez_compressed(cache, images=drawn)
-        mixed = LabeledImages(np.concatenate([train.images, drawn]),
-                              np.concatenate([train.labels, train.labels[index]]))
-        return SourceData(f"{datamodule.source_name}+redrawn{self.fraction:g}",
-                          tuple(datamodule.classes), train=mixed, val=splits.val, test=splits.test)
 
 
 # --------------------------------------------------------------------------- models
@@ -381,8 +288,8 @@ def load_split(data: str, mnist_dir: Path | None, n: int | None, seed: int) -> t
 
 def check_app_path(predictor: Any, images: np.ndarray, seed: int, count: int = 3) -> None:
     """The batched evaluation must equal the app's own call, Predictor.predict_canvas."""
+    from benchmarks.strokes import redraw_as_strokes
     from handwriting.preprocessing import prepare_canvas
-    from handwriting.strokes import redraw_as_strokes
 
     rng = np.random.default_rng(seed)
     for image in images[:count]:

@@ -61,9 +61,9 @@ def load_predictor(checkpoint: Path | None, seed: int) -> tuple[Predictor, str]:
 
 def make_canvas(digit28: np.ndarray, seed: int, size: int = 280) -> tuple[np.ndarray, str]:
     """A canvas drawing like the app produces: the app's stroke redrawing of a real digit
-    when ``handwriting.strokes`` is available, else a hand-placed PIL stroke."""
+    when ``benchmarks.strokes`` is available, else a hand-placed PIL stroke."""
     try:
-        from handwriting.strokes import redraw_as_strokes
+        from benchmarks.strokes import redraw_as_strokes
     except ImportError:
         from PIL import Image, ImageDraw
 
@@ -76,7 +76,7 @@ def make_canvas(digit28: np.ndarray, seed: int, size: int = 280) -> tuple[np.nda
     rng = np.random.default_rng(seed)
     canvas = redraw_as_strokes(digit28, rng, canvas_size=(size, size), stroke_width=18,
                                scale_range=(0.6, 0.6))
-    return canvas, "a real digit redrawn as canvas strokes (handwriting.strokes)"
+    return canvas, "a real digit redrawn as canvas strokes (benchmarks.strokes)"
 
 
 def time_calls(fn: Any, calls: int, warmup: int) -> list[float]:

@@ -75,7 +75,7 @@ STRONG_MNIST_EPOCHS = 40
 # cached, so only the first run of a sweep pays for them (~20 ms per digit).
 REDRAWN_MIX = (
     "data.split.train=null",
-    "data.source._target_=benchmarks.canvas_robustness.RedrawnTrainingMix",
+    "data.source._target_=benchmarks.strokes.RedrawnTrainingMix",
     "+data.source.fraction=0.5",
     f"+data.source.cache_dir={(OUTPUT_DIR / 'cache').relative_to(ROOT)}",
 )

@@ -307,8 +307,8 @@ def test_gap_interval_comes_from_paired_per_digit_differences() -> None:
 
 
 def test_batched_scoring_matches_the_apps_predictor(tiny_checkpoint: Path) -> None:
+    from benchmarks.strokes import redraw_as_strokes
     from handwriting.preprocessing import prepare_canvas
-    from handwriting.strokes import redraw_as_strokes
 
     predictor = Predictor.from_checkpoint(tiny_checkpoint)
     digit = EmbeddedMNIST().load().train.images[0]
