@@ -20,8 +20,8 @@ Broken down by layout: *separated* (no two digit boxes overlap), *overlapping bo
 "MLP on the separate digits" is the same model on the individual source digits: the
 gap between it and the MLP row is what segmentation costs.
 
-    python benchmarks/multidigit.py                         # embedded test split, 300 numbers
-    python benchmarks/multidigit.py --data mnist --mnist-dir /path/to/mnist --n 1000
+    python -m benchmarks.multidigit                         # embedded test split, 300 numbers
+    python -m benchmarks.multidigit --data mnist --mnist-dir /path/to/mnist --n 1000
 """
 
 from __future__ import annotations
@@ -35,28 +35,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+from PIL import Image
+from scipy import ndimage
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-from scipy import ndimage  # noqa: E402
-
-from benchmarks.common import (  # noqa: E402
+from benchmarks.common import (
     BenchmarkError,
-    add_json_out,
-    add_threads,
+    add_common,
     check_mnist_dir,
     machine_info,
+    pct,
     percentiles,
     positive_int,
-    print_machine,
     run_main,
     set_threads,
     table,
     write_json,
 )
-from benchmarks.tesseract_baseline import leakage_warning  # noqa: E402
+from benchmarks.tesseract_baseline import leakage_warning
 
 LAYOUTS = ("separated", "overlapping boxes", "touching")
 SHORT = {  # reader names in the examples picture
@@ -436,32 +432,45 @@ def save_examples(path: Path, numbers: Sequence[Composed], answers: dict[str, li
     print(f"Examples written to {path}", file=sys.stderr)
 
 
-def pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
+MLP_READER, TESSERACT_READER = "MLP (segmentation + read_number)", "Tesseract (read_line, psm 7)"
 
 
-def report(payload: dict[str, Any]) -> None:
-    cfg, results, counts = payload["config"], payload["results"], payload["layouts"]
-    print_machine(payload["machine"])
-    print(f"\n{cfg['n']} numbers of {cfg['digits'][0]}-{cfg['digits'][1]} digits from the "
-          f"{cfg['test_set']}, seed {cfg['seed']}")
-    print("Layouts: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    print(f"Model: {cfg['model']}\nTesseract: {cfg['tesseract']}\n")
-    rows = [
-        [name, pct(r["all"]["whole_accuracy"]), pct(r["all"]["char_accuracy"]),
-         pct(r["all"]["right_length"]), f"{r['ms_per_image']['p50']:.1f}"]
-        for name, r in results.items()
-    ]
-    print(table(["reader", "whole number", "per character", "right length", "ms/image p50"], rows))
-    print("\nBy layout (whole number / per character):")
-    rows = [
-        [name, *(f"{pct(r[layout]['whole_accuracy'])} / {pct(r[layout]['char_accuracy'])}"
-                 for layout in LAYOUTS)]
-        for name, r in results.items()
-    ]
-    print(table(["reader", *(f"{k} ({counts[k]})" for k in LAYOUTS)], rows))
-    if cfg["leakage_warning"]:
-        print(f"WARNING: {cfg['leakage_warning']}")
+def headline(p: dict[str, Any]) -> str:
+    cfg, res = p["config"], p["results"]
+
+    def both(layout: str) -> str:
+        return " vs ".join(f"{SHORT[name]} {pct(res[name][layout]['whole_accuracy'])} / "
+                           f"{pct(res[name][layout]['char_accuracy'])}"
+                           for name in (MLP_READER, TESSERACT_READER) if name in res)
+
+    return (f"whole numbers of {cfg['digits'][0]}-{cfg['digits'][1]} test digits ({cfg['n']:,} "
+            f"numbers, {cfg['data']}), whole number / per character: {both('all')}; separated: "
+            f"{both('separated')}; touching: {both('touching')}")
+
+
+def markdown(p: dict[str, Any]) -> str:
+    cfg, results, counts = p["config"], p["results"], p["layouts"]
+    rows = [[name, pct(r["all"]["whole_accuracy"]), pct(r["all"]["char_accuracy"]),
+             pct(r["all"]["right_length"]), pct(r["all"]["empty"]),
+             f"{r['ms_per_image']['p50']:.1f}"] for name, r in results.items()]
+    by_layout = [[name, *(f"{pct(r[k]['whole_accuracy'])} / {pct(r[k]['char_accuracy'])}"
+                          for k in LAYOUTS)] for name, r in results.items()]
+    return "\n\n".join(filter(None, [
+        f"{cfg['n']:,} numbers of {cfg['digits'][0]}-{cfg['digits'][1]} real digits drawn from "
+        f"the {cfg['test_digits']:,} of the {cfg['test_set']}, seed {cfg['seed']}: digit height "
+        f"{cfg['digit_height_px'][0]}-{cfg['digit_height_px'][1]} px, gaps of "
+        f"{cfg['gap_in_digit_heights'][0]:g} to {cfg['gap_in_digit_heights'][1]:g} digit heights "
+        "(negative: neighbours overlap). Whole number = the string read is exactly right; per "
+        "character = 1 - edit distance / length; right length = as many characters as digits. "
+        f"MLP: {cfg['model']}. Tesseract: {cfg['tesseract']}.",
+        table(["reader", "whole number", "per character", "right length", "empty answer",
+               "ms/number p50"], rows),
+        "By layout (whole number / per character):",
+        table(["reader", *(f"{k} ({counts[k]:,})" for k in LAYOUTS)], by_layout),
+        "\"MLP on the separate digits\" is the same model on each source digit alone: its gap "
+        "to the MLP row is what segmentation costs.",
+        cfg.get("leakage_warning") and f"**Warning:** {cfg['leakage_warning']}.",
+    ]))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -485,8 +494,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=positive_int, default=2, help="parallel Tesseract processes")
     p.add_argument("--examples", type=Path, default=None,
                    help="also save a PNG of the first 12 numbers with each reader's answer")
-    add_threads(p)
-    add_json_out(p)
+    add_common(p)
     return p
 
 
@@ -495,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.min_height > args.max_height or args.min_gap > args.max_gap:
         raise BenchmarkError("each --min-* must be <= its --max-*")
     payload = run(args)
-    report(payload)
+    print(markdown(payload))
     write_json(args.json_out, payload)
     return 0
 

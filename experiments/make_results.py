@@ -343,7 +343,7 @@ def canvas_section(output_dir: Path) -> str:
     files = sorted(folder.glob("*.json")) if folder.is_dir() else []
     if not files:
         return ""
-    from benchmarks.canvas_robustness import format_tables, shared_note
+    from benchmarks.canvas_robustness import markdown
 
     parts = ["## Drawn-digit robustness (benchmarks/canvas_robustness.py)\n",
              "Each test digit is thinned to its skeleton and redrawn with a round pen of the "
@@ -358,12 +358,7 @@ def canvas_section(output_dir: Path) -> str:
         payload = json.loads(path.read_text())
         config = payload["config"]
         parts.append(f"### {path.stem}: {config['description']}\n")
-        parts.append(format_tables(payload["results"], markdown=True) + "\n")
-        shared = payload.get("shared_drawn_errors")
-        if shared:
-            parts.append(shared_note(shared["count"], shared["of"], shared["checkpoints"]) + "\n")
-        for warning in payload.get("warnings", []):
-            parts.append(f"- warning: {warning}\n")
+        parts.append(markdown(payload) + "\n")
         command = payload.get("command")
         if command:
             parts.append(f"```\n{command}\n```\n")
