@@ -38,6 +38,7 @@ from benchmarks.common import (
     BenchmarkError,
     add_common,
     load_data_config,
+    load_predictor,
     machine_info,
     pct,
     positive_int,
@@ -332,8 +333,6 @@ def main(argv: list[str] | None = None) -> int:
         raise BenchmarkError("need 0 < --scale-min <= --scale-max <= 1")
     threads = set_threads(args.threads)
 
-    from handwriting.inference import ModelLoadError, Predictor
-
     models: dict[str, list[Path]] = {name: checkpoints_of(path) for name, path in args.model}
     images, labels, description = load_split(args.data, args.mnist_dir, args.n, args.seed)
     started = time.perf_counter()
@@ -348,10 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, paths in models.items():
         runs = []
         for path in paths:
-            try:
-                predictor = Predictor.from_checkpoint(path)
-            except ModelLoadError as error:
-                raise BenchmarkError(str(error)) from error
+            predictor = load_predictor(path)[0]
             if len(runs) == 0:
                 check_app_path(predictor, images, args.seed)
             source = train_source(path)

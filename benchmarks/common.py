@@ -200,6 +200,23 @@ def load_data_config(name: str, mnist_dir: Path | None = None, stage: str = "fit
     return datamodule
 
 
+def load_predictor(path: Path | str | None) -> tuple[Any, str]:
+    """(predictor, "PATH (MLP 784-...-10, val acc ...)") of a checkpoint, the promoted model
+    when ``path`` is None; an unloadable file is a BenchmarkError."""
+    from handwriting.inference import ModelLoadError, Predictor
+    from handwriting.serving import promoted_model_path
+
+    path = Path(path) if path is not None else promoted_model_path()
+    try:
+        predictor = Predictor.from_checkpoint(path)
+    except ModelLoadError as error:  # includes "no such file"
+        raise BenchmarkError(str(error)) from error
+    hidden = "-".join(str(h) for h in predictor.model.hparams["hidden_sizes"])
+    val = ((predictor.metadata or {}).get("metrics") or {}).get("val/acc")
+    val_text = f", val acc {val:.4f}" if val is not None else ""
+    return predictor, f"{path} (MLP 784-{hidden}-{len(predictor.classes)}{val_text})"
+
+
 def train_only_datamodule(images: np.ndarray, labels: np.ndarray, batch_size: int) -> Any:
     """A data module whose training split is exactly these images (benchmarks then train on
     N images through the same batch-indexed loader as training). Val/test are one image:

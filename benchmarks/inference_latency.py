@@ -26,6 +26,7 @@ from benchmarks.common import (
     BenchmarkError,
     add_common,
     int_list,
+    load_predictor,
     machine_info,
     percentiles,
     positive_int,
@@ -36,24 +37,20 @@ from benchmarks.common import (
 )
 from benchmarks.strokes import redraw_as_strokes
 from handwriting.data.embedded import EmbeddedMNIST
-from handwriting.inference import ModelLoadError, Predictor
+from handwriting.inference import Predictor
 from handwriting.model import MLPClassifier
 from handwriting.preprocessing import prepare_canvas
 
 TARGET_P50_MS = 5.0
 
 
-def load_predictor(checkpoint: Path | None, seed: int) -> tuple[Predictor, str]:
-    """(predictor, description): the checkpoint's model, or an untrained reference MLP."""
-    if checkpoint is None:
-        torch.manual_seed(seed)
-        return Predictor(MLPClassifier()), "untrained reference MLP 784-128-128-10 (no --checkpoint)"
-    try:
-        predictor = Predictor.from_checkpoint(checkpoint)
-    except ModelLoadError as error:  # includes "no such file"
-        raise BenchmarkError(str(error)) from error
-    hidden = "-".join(str(h) for h in predictor.model.hparams["hidden_sizes"])
-    return predictor, f"{checkpoint} (MLP 784-{hidden}-{len(predictor.classes)})"
+def model(checkpoint: Path | None, seed: int) -> tuple[Predictor, str]:
+    """(predictor, description): the checkpoint's model, else an untrained reference MLP
+    (latency depends on the architecture, not on the weights)."""
+    if checkpoint is not None:
+        return load_predictor(checkpoint)
+    torch.manual_seed(seed)
+    return Predictor(MLPClassifier()), "untrained reference MLP 784-128-128-10 (no --checkpoint)"
 
 
 def make_canvas(digit28: np.ndarray, seed: int, size: int = 280) -> tuple[np.ndarray, str]:
@@ -124,7 +121,7 @@ def measure(predictor: Predictor, canvas: np.ndarray, images: np.ndarray, thread
 def run(args: argparse.Namespace) -> dict[str, Any]:
     default_threads = torch.get_num_threads()
     settings = list(dict.fromkeys(args.threads or [default_threads, 1]))
-    predictor, model_desc = load_predictor(args.checkpoint, args.seed)
+    predictor, model_desc = model(args.checkpoint, args.seed)
     data = EmbeddedMNIST().load().train
     canvas, canvas_desc = make_canvas(data.images[args.digit_index], args.seed)
     images = data.images[: max(args.batch_sizes)].astype(np.float32) / 255.0

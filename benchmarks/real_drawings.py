@@ -30,10 +30,17 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import BenchmarkError, load_average, positive_int, run_main, table
+from benchmarks.common import (
+    BenchmarkError,
+    load_average,
+    load_predictor,
+    positive_int,
+    run_main,
+    table,
+)
 from handwriting.data.pen_source import EVAL_STYLE, PenDigits
 from handwriting.data.pendigits import LICENSE_NOTE
-from handwriting.inference import ModelLoadError, Predictor
+from handwriting.inference import Predictor
 from handwriting.preprocessing import prepare_canvas
 from handwriting.render import render_canvas
 
@@ -68,10 +75,7 @@ def load_model(path: Path) -> tuple[Predictor, Path, dict[str, Any]]:
         path = path / info["best_checkpoint"]
     if not path.is_file():
         raise BenchmarkError(f"--model {path}: no checkpoint, promoted dir or finished run dir")
-    try:
-        predictor = Predictor.from_checkpoint(path)
-    except ModelLoadError as error:
-        raise BenchmarkError(str(error)) from error
+    predictor = load_predictor(path)[0]
     if list(predictor.classes) != CLASSES:
         raise BenchmarkError(f"{path} reads {predictor.classes}, not the digits 0-9")
     info = info or dict(predictor.metadata)

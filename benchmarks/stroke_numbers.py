@@ -37,6 +37,7 @@ import numpy as np
 from benchmarks.common import (
     BenchmarkError,
     add_common,
+    load_predictor,
     machine_info,
     pct,
     positive_int,
@@ -236,15 +237,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from handwriting import ocr
     from handwriting.data.pen_source import PenDigits
-    from handwriting.inference import ModelLoadError, Predictor
-
     args = parser().parse_args(argv)
     if not 1 <= args.min_digits <= args.max_digits:
         raise BenchmarkError("need 1 <= --min-digits <= --max-digits")
-    try:
-        predictor = Predictor.from_checkpoint(args.checkpoint)
-    except ModelLoadError as error:
-        raise BenchmarkError(str(error)) from error
+    predictor = load_predictor(args.checkpoint)[0]
     if list(predictor.classes) != [str(d) for d in range(10)]:
         raise BenchmarkError(f"{args.checkpoint} reads {predictor.classes}, not the digits 0-9")
     source = PenDigits(cache_dir=str(args.pendigits_cache) if args.pendigits_cache else None,

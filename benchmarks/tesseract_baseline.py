@@ -32,6 +32,7 @@ from benchmarks.common import (
     BenchmarkError,
     add_common,
     load_data_config,
+    load_predictor,
     machine_info,
     pct,
     percentiles,
@@ -42,12 +43,7 @@ from benchmarks.common import (
     table,
     write_json,
 )
-from handwriting.inference import (
-    ModelLoadError,
-    Predictor,
-    model_from_checkpoint,
-    read_checkpoint,
-)
+from handwriting.inference import Predictor, model_from_checkpoint, read_checkpoint
 from handwriting.ocr import OcrResult, TesseractReader, TesseractUnavailable, tesseract_version
 from handwriting.serving import make_reader, promoted_model_path
 
@@ -106,23 +102,23 @@ def save_predictor(predictor: Predictor, path: Path) -> None:
 
 
 def resolve_model(args: argparse.Namespace) -> tuple[Predictor, str]:
-    """(predictor, how it was obtained) from --checkpoint / promoted model / training."""
+    """(predictor, how it was obtained): --checkpoint, else the promoted model, else (or with
+    --train-mlp) the reference MLP trained here."""
     path = args.checkpoint
     if path is None and not args.train_mlp:
-        promoted = promoted_model_path()
-        if promoted.is_file():
-            path = promoted
-        else:
-            print(f"No promoted model at {promoted}: training the reference MLP here instead.")
+        path = promoted_model_path()
+        if not path.is_file():
+            print(f"No promoted model at {path}: training the reference MLP here instead.")
+            path = None
     if path is not None:
-        try:
-            predictor = Predictor.from_checkpoint(path)
-        except ModelLoadError as error:
-            raise BenchmarkError(str(error)) from error
+        predictor = load_predictor(path)[0]
         return predictor, f"checkpoint {path} ({describe_checkpoint(predictor)})"
     predictor, meta = train_reference(args.epochs)
     if args.save_checkpoint is not None:
-        save_predictor(predictor, args.save_checkpoint)
+        args.save_checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"state_dict": predictor.model.state_dict(),  # the layout promotion writes
+                    "hyper_parameters": dict(predictor.model.hparams),
+                    "handwriting": predictor.metadata}, args.save_checkpoint)
     return predictor, (
         f"reference MLP 784-128-128-10 trained here with Lightning on the embedded 8k split, "
         f"best validation epoch {meta['metrics']['best_epoch']:.0f} of {args.epochs} "
@@ -133,8 +129,7 @@ def resolve_model(args: argparse.Namespace) -> tuple[Predictor, str]:
 def describe_checkpoint(predictor: Predictor) -> str:
     """Architecture plus what the checkpoint says about its training, where it says it."""
     hidden = "-".join(str(h) for h in predictor.model.hparams["hidden_sizes"])
-    parts = [f"MLP 784-{hidden}-{len(predictor.classes)}"]
-    meta = predictor.metadata
+    meta, parts = predictor.metadata, [f"MLP 784-{hidden}-{len(predictor.classes)}"]
     metrics = meta.get("metrics") or {}
     if meta.get("data_source"):
         parts.append(f"trained on {str(meta['data_source']).rsplit('.', 1)[-1]}")
@@ -329,7 +324,7 @@ def markdown(p: dict[str, Any]) -> str:
     ]))
 
 
-def parser() -> argparse.ArgumentParser:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", choices=("embedded", "mnist"), default="embedded",
                    help="embedded: the packaged data's 1,000-image test split; mnist: official 10k test")
@@ -349,11 +344,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="tiny smoke run (20 images; 1 epoch if training): checks, not numbers")
     add_common(p)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = p.parse_args(argv)
     if args.quick:
         args.limit = min(args.limit or 20, 20)
         args.epochs = 1
