@@ -26,6 +26,7 @@ from handwriting.config import register_configs, validate
 from handwriting.data.embedded import EmbeddedMNIST
 from handwriting.inference import Predictor
 from handwriting.model import MLPClassifier
+from tests.conftest import SHARED_MNIST
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments" / "experiment"
@@ -111,10 +112,15 @@ def test_a_hydra_sweep_of_an_experiment_renders(tmp_path: Path) -> None:
         cwd=ROOT, env=os.environ | {"PYTHONUNBUFFERED": "1"}, capture_output=True, text=True,
         timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert results.main(["--output-dir", str(tmp_path), "--out", str(tmp_path / "R.md")]) == 0
+    # Embedded-trained runs scored on the official test set too, where its files are here.
+    official = ["--official-test", str(SHARED_MNIST)] if SHARED_MNIST.is_dir() else []
+    assert results.main(["--output-dir", str(tmp_path), "--out", str(tmp_path / "R.md"),
+                         *official]) == 0
     text = (tmp_path / "R.md").read_text()
-    row = next(line for line in text.splitlines() if line.startswith("| default_embedded"))
-    assert [c.strip() for c in row.strip("|").split("|")][2] == "2"  # two seeds
+    headers = cells(text, "| experiment")[0]
+    row = dict(zip(headers, cells(text, "| default_embedded")[0], strict=True))
+    assert row["seeds"] == "2" and row["data (train/val/test)"] == "embedded 500/200/200"
+    assert bool(row["official 10k test %"]) == bool(official)
     assert "python train.py -m +experiment=default_embedded seed=1,2" in text
     assert not (ROOT / "outputs" / "experiments" / "default_embedded" / "launch").exists()
 
