@@ -43,11 +43,16 @@ MODEL = "mlp_embedded.ckpt"  # trained by tesseract_embedded, read by the steps 
 MNIST = "$MNIST_DIR"         # stands for --mnist-dir in the commands shown
 
 
+def model_path(quick: bool) -> str:
+    """Where tesseract_embedded saves the MLP the later steps read (relative to the root)."""
+    return f"outputs/bench/{'quick/' if quick else ''}{MODEL}"
+
+
 def plan(quick: bool, mnist: bool = True, tesseract_limit: int = 2000
          ) -> dict[str, tuple[str, str, list[str]]]:
     """Step name -> (title, script module, arguments), in running order. Without MNIST,
     training speed uses the packaged 8k split and scaling synthetic images."""
-    model = f"outputs/bench/{'quick/' if quick else ''}{MODEL}"
+    model = model_path(quick)
     data = ["--data", "mnist", "--mnist-dir", MNIST]
     few = ["--quick"] if quick else []
     limit = ["--limit", str(tesseract_limit)] if tesseract_limit else []
@@ -156,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         raise BenchmarkError(f"unknown step(s) {unknown}; choose from {', '.join(steps)}")
     failed = []
     if not args.render:
-        chosen = args.steps or list(steps)
-        model = steps["tesseract_embedded"][2][2]
+        chosen = [name for name in steps if not args.steps or name in args.steps]  # plan order
+        model = model_path(args.quick)
         readers = [n for n in chosen if n != "tesseract_embedded"
                    and any(model in a for a in steps[n][2])]
         if readers and "tesseract_embedded" not in chosen and not (ROOT / model).is_file():
@@ -165,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "tesseract_embedded step first (it trains it)")
         started = time.perf_counter()
         for name in chosen:
-            title, module, step_args = steps[name]
+            _, module, step_args = steps[name]
             if MNIST in step_args and mnist_dir is None:
                 print(f"\n=== {name}: skipped, needs --mnist-dir", flush=True)
             elif not run_step(name, module, step_args, mnist_dir, out):
