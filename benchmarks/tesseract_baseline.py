@@ -92,15 +92,6 @@ def train_reference(epochs: int, seed: int = TRAIN_SEED) -> tuple[Predictor, dic
     return Predictor(best, metadata), metadata
 
 
-def save_predictor(predictor: Predictor, path: Path) -> None:
-    """The same slim layout promotion writes, so the app and Predictor load it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": predictor.model.state_dict(),
-                "hyper_parameters": dict(predictor.model.hparams),
-                "handwriting": predictor.metadata}, path)
-    print(f"Trained model saved to {path}")
-
-
 def resolve_model(args: argparse.Namespace) -> tuple[Predictor, str]:
     """(predictor, how it was obtained): --checkpoint, else the promoted model, else (or with
     --train-mlp) the reference MLP trained here."""
