@@ -1,1 +1,2 @@
-"""Benchmark scripts; run them as ``python benchmarks/<name>.py`` (see README.md)."""
+"""Benchmark scripts; run them as modules from the project root: ``python -m benchmarks.NAME``
+(see README.md)."""

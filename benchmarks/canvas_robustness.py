@@ -4,7 +4,7 @@ compared with the scanned test digits it is usually scored on?
 No one has labelled canvas drawings, so this builds a proxy from a test split: each digit
 is thinned to its skeleton and redrawn as uniform round-pen strokes of the canvas's stroke
 width, at a random size and position on a canvas-sized RGBA image
-(``handwriting.strokes.redraw_as_strokes``), then read through the app's own path
+(``benchmarks.strokes.redraw_as_strokes``), then read through the app's own path
 (``preprocessing.prepare_canvas`` -> model, i.e. ``Predictor.predict_canvas``). The same
 digits are also scored as stored ("plain", the usual test accuracy) and as scans through
 the app's preprocessing ("plain via app": re-centred, no redraw), which separates the effect
@@ -12,8 +12,8 @@ of centring from the effect of the stroke style. Results are broken down per str
 bucket, both by the canvas pen width (the app's slider, 8-40 px on a 280 px canvas) and by
 the width the stroke ends up with in the 28x28 model input.
 
-    python benchmarks/canvas_robustness.py --model ref=outputs/experiments/reference_embedded
-    python benchmarks/canvas_robustness.py --data mnist --mnist-dir DIR --n 2000 \\
+    python -m benchmarks.canvas_robustness --model ref=outputs/experiments/reference_embedded
+    python -m benchmarks.canvas_robustness --data mnist --mnist-dir DIR --n 2000 \\
         --model strong=outputs/experiments/strong_mnist --json-out canvas.json
 
 ``--model NAME=PATH`` (repeatable): PATH is a checkpoint, a run dir (its run.json names the
@@ -32,27 +32,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from benchmarks.common import (  # noqa: E402
+from benchmarks.common import (
     BenchmarkError,
-    add_json_out,
-    add_threads,
+    add_common,
     load_data_config,
+    load_predictor,
     machine_info,
+    pct,
     positive_int,
-    print_machine,
     run_main,
     set_threads,
     table,
     write_json,
 )
+from benchmarks.strokes import PEN_BUCKETS, redraw_as_strokes, redraw_digits
 
-# The app's stroke-width slider runs from 8 to 40 px (default 20) on a 280 px canvas.
-PEN_BUCKETS: tuple[tuple[float, float], ...] = ((8, 14), (14, 20), (20, 28), (28, 40))
 # Stroke width in the 28x28 model input (MNIST pen strokes are mostly 2-3 px wide there).
 INPUT_WIDTH_EDGES: tuple[float, ...] = (1.5, 2.5, 4.0)
 CANVAS_SIZE = 280
@@ -82,54 +78,6 @@ def pen_labels(buckets: tuple[tuple[float, float], ...] = PEN_BUCKETS) -> list[s
     return [f"{lo:g}-{hi:g}" for lo, hi in buckets]
 
 
-def _ink_extent(canvas: np.ndarray) -> float:
-    """Longer side of the drawn ink's bounding box (canvas pixels)."""
-    alpha = canvas[..., 3] if canvas[..., 3].min() < 255 else canvas[..., :3].max(axis=2)
-    ys, xs = np.nonzero(alpha > 127)
-    if len(ys) == 0:
-        return float("nan")
-    return float(max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1))
-
-
-def redraw_digits(
-    images: np.ndarray,
-    seed: int = 0,
-    buckets: tuple[tuple[float, float], ...] = PEN_BUCKETS,
-    canvas_size: int = CANVAS_SIZE,
-    scale_range: tuple[float, float] = (0.3, 0.9),
-    background: str = "black",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Redraw digits as canvas drawings and read them back through the app's preprocessing.
-
-    Digits are spread evenly over the pen-width buckets (seeded shuffle), the pen width is
-    uniform inside the bucket, size and position as ``redraw_as_strokes`` draws them.
-    ``background="black"`` with white ink is what the app's canvas gives. Returns
-    (float32 (N, 28, 28) model inputs, pen width, bucket index, stroke width in the input).
-    """
-    from handwriting.preprocessing import BOX, prepare_canvas
-    from handwriting.strokes import redraw_as_strokes
-
-    images = np.asarray(images)
-    if images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise BenchmarkError(f"expected (N, 28, 28) images, got {images.shape}")
-    rng = np.random.default_rng(seed)
-    n = len(images)
-    bucket = rng.permutation(np.arange(n) % len(buckets)).astype(np.int64)
-    drawn = np.empty((n, 28, 28), dtype=np.float32)
-    pen = np.empty(n, dtype=np.float64)
-    width_in = np.empty(n, dtype=np.float64)
-    for i in range(n):
-        lo, hi = buckets[bucket[i]]
-        pen[i] = rng.uniform(lo, hi)
-        canvas = redraw_as_strokes(
-            images[i], rng, canvas_size=(canvas_size, canvas_size), stroke_width=pen[i],
-            scale_range=scale_range, background=background,
-        )
-        drawn[i] = prepare_canvas(canvas)
-        width_in[i] = pen[i] * BOX / _ink_extent(canvas)
-    return drawn, pen, bucket, width_in
-
-
 def make_canvas_set(
     images: np.ndarray,
     labels: np.ndarray,
@@ -147,50 +95,6 @@ def make_canvas_set(
     plain_app = np.stack([prepare_image(image) for image in plain]) if len(plain) else plain
     return CanvasSet(plain, plain_app.astype(np.float32), drawn,
                      np.asarray(labels, dtype=np.int64), pen, bucket, width_in)
-
-
-class RedrawnTrainingMix:
-    """Data source for the training-side fix: the standard split of ``data`` (the project's
-    conf/data/<data>.yaml), with a ``fraction`` of the training digits added a second time
-    as canvas redraws. Validation and test are untouched, so test accuracy stays comparable
-    with the plain runs. The redraws are cached as .npz in ``cache_dir`` (they cost ~20 ms
-    each). Use with ``data.split.train=null`` (the whole mixed pool is the training set):
-
-        python train.py augment=canvas data.split.train=null \\
-            data.source._target_=benchmarks.canvas_robustness.RedrawnTrainingMix \\
-            +data.source.fraction=0.5 +data.source.cache_dir=outputs/experiments/cache
-    """
-
-    def __init__(self, data: str = "embedded", fraction: float = 0.5, seed: int = 1234,
-                 mnist_dir: str | None = None, cache_dir: str | None = None) -> None:
-        if not 0 < fraction <= 1:
-            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-        self.data, self.fraction, self.seed = data, float(fraction), int(seed)
-        self.mnist_dir = Path(mnist_dir) if mnist_dir else None
-        self.cache_dir = Path(cache_dir) if cache_dir else None
-
-    def load(self) -> Any:
-        from handwriting.data.types import LabeledImages, SourceData
-
-        datamodule = load_data_config(self.data, self.mnist_dir)
-        splits = datamodule.splits
-        train = splits.train
-        count = int(round(self.fraction * len(train)))
-        index = np.sort(np.random.default_rng(self.seed).choice(len(train), count, replace=False))
-        cache = (self.cache_dir / f"redrawn_{self.data}_{datamodule.fingerprint}_{count}_{self.seed}.npz"
-                 if self.cache_dir else None)
-        if cache is not None and cache.is_file():
-            drawn = np.load(cache)["images"]
-        else:
-            inputs = redraw_digits(train.images[index], seed=self.seed)[0]
-            drawn = np.round(inputs * 255).astype(np.uint8)
-            if cache is not None:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                np.savez_compressed(cache, images=drawn)
-        mixed = LabeledImages(np.concatenate([train.images, drawn]),
-                              np.concatenate([train.labels, train.labels[index]]))
-        return SourceData(f"{datamodule.source_name}+redrawn{self.fraction:g}",
-                          tuple(datamodule.classes), train=mixed, val=splits.val, test=splits.test)
 
 
 # --------------------------------------------------------------------------- models
@@ -320,47 +224,62 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def shared_note(count: int, total: int, checkpoints: int) -> str:
-    return (f"{count} of {total:,} digits ({100 * count / max(total, 1):.2f} points of every "
-            f"model's gap) are misread when drawn by all {checkpoints} checkpoints evaluated "
-            "while read correctly as scans by some: mostly redraws that lost the digit (a "
-            "filled loop thinned to a curve, a blob from a thick pen).")
+def headline(p: dict[str, Any]) -> str:
+    cfg = p["config"]
+    return "; ".join(
+        f"drawn on the canvas (proxy), {cfg['description']}: {name} {pct(r['drawn']['mean'])} "
+        f"drawn vs {pct(r['plain']['mean'])} plain (gap {100 * r['gap']['mean']:+.1f} points, "
+        f"95% CI {ci(r)}; target <= {100 * cfg.get('target_gap', TARGET_GAP):g})"
+        for name, r in p["results"].items())
 
 
-def pct(mean: float, std: float | None = None) -> str:
-    if mean != mean:
-        return "n/a"
-    return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "")
+def ci(result: dict[str, Any]) -> str:
+    interval = result.get("gap_ci95")
+    return f"{100 * interval[0]:+.2f} to {100 * interval[1]:+.2f}" if interval else "n/a"
 
 
-def format_tables(results: dict[str, dict[str, Any]], markdown: bool = False) -> str:
-    """Overall table (one row per model) and the per-bucket drawn accuracy tables."""
+def markdown(p: dict[str, Any]) -> str:
+    """Overall table (one row per model), the per-bucket drawn accuracy, shared errors."""
+    results = p["results"]
+
+    def points(value: float | None) -> str:
+        return "n/a" if value is None or value != value else f"{100 * value:.2f}"
+
+    def acc(value: dict[str, float]) -> str:
+        std = value.get("std")
+        return points(value["mean"]) + (f" ± {100 * std:.2f}" if std == std and std is not None
+                                        and value["mean"] == value["mean"] else "")
+
     rows = []
-    for name, agg in results.items():
-        gap = agg["gap"]["mean"]
-        interval = agg.get("gap_ci95")
-        ci = f"{100 * interval[0]:+.2f} to {100 * interval[1]:+.2f}" if interval else "n/a"
+    for name, r in results.items():
+        gap, interval = r["gap"]["mean"], r.get("gap_ci95")
         verdict = "yes" if gap <= TARGET_GAP else "no"
         if gap > TARGET_GAP and interval and interval[0] <= TARGET_GAP:
             verdict = "no (CI reaches it)"
-        rows.append([
-            name, str(agg["n_models"]), pct(agg["plain"]["mean"], agg["plain"]["std"]),
-            pct(agg["plain_app"]["mean"], agg["plain_app"]["std"]),
-            pct(agg["drawn"]["mean"], agg["drawn"]["std"]),
-            f"{100 * gap:+.2f}", ci, verdict,
-        ])
-    parts = [table(["model", "models", "plain %", "plain via app %", "drawn %", "gap (pts)",
-                    "gap 95% CI", f"gap <= {100 * TARGET_GAP:g}"], rows, markdown=markdown)]
+        rows.append([name, r["n_models"], acc(r["plain"]), acc(r["plain_app"]), acc(r["drawn"]),
+                     f"{100 * gap:+.2f}", ci(r), verdict])
+    out = [f"Test digits: {p['config']['description']}. Each thinned to its skeleton, redrawn as "
+           f"round-pen strokes on a {p['config']['canvas_size']} px black canvas (pen width spread "
+           "over the app's 8-40 px slider, random size and position) and read through the app's "
+           "`prepare_canvas`; *plain*: the digits as stored; *plain via app*: the stored digits "
+           "through the app's preprocessing. A proxy: nobody has labelled real canvas drawings.",
+           table(["model", "models", "plain %", "plain via app %", "drawn %", "gap (pts)",
+                  "gap 95% CI", f"gap <= {100 * TARGET_GAP:g}"], rows)]
     for group, title in (("by_pen_width", "drawn % by canvas pen width (px on 280 px canvas)"),
                          ("by_input_width", "drawn % by stroke width in the 28x28 input (px)")):
-        names = list(next(iter(results.values()))[group])
-        counts = [str(next(iter(results.values()))[group][b]["n"]) for b in names]
-        bucket_rows = [["digits", *counts]]
-        bucket_rows += [[name, *(pct(agg[group][b]["drawn"]) for b in names)]
-                        for name, agg in results.items()]
-        parts.append(f"{title}:\n" if not markdown else f"*{title}:*\n\n")
-        parts[-1] += table(["model", *names], bucket_rows, markdown=markdown)
-    return "\n\n".join(parts)
+        first = next(iter(results.values()))[group]
+        out += [f"*{title}:*", table(
+            ["model", *first], [["digits", *(first[b]["n"] for b in first)],
+                                *([name, *(points(r[group][b]["drawn"]) for b in first)]
+                                  for name, r in results.items())])]
+    shared = p.get("shared_drawn_errors")
+    if shared:
+        out.append(f"{shared['count']} of {shared['of']:,} digits are misread when drawn by all "
+                   f"{shared['checkpoints']} checkpoints evaluated while read correctly as scans by "
+                   "some: mostly redraws that lost the digit (a filled loop thinned to a curve, a "
+                   "blob from a thick pen), a floor of the proxy rather than of any one model.")
+    out += [f"**Warning:** {warning}." for warning in p.get("warnings") or []]
+    return "\n\n".join(out)
 
 
 # --------------------------------------------------------------------------- main
@@ -382,7 +301,6 @@ def load_split(data: str, mnist_dir: Path | None, n: int | None, seed: int) -> t
 def check_app_path(predictor: Any, images: np.ndarray, seed: int, count: int = 3) -> None:
     """The batched evaluation must equal the app's own call, Predictor.predict_canvas."""
     from handwriting.preprocessing import prepare_canvas
-    from handwriting.strokes import redraw_as_strokes
 
     rng = np.random.default_rng(seed)
     for image in images[:count]:
@@ -407,16 +325,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale-min", type=float, default=0.3,
                         help="smallest drawing, as a fraction of the canvas side")
     parser.add_argument("--scale-max", type=float, default=0.9)
-    add_threads(parser)
-    add_json_out(parser)
+    add_common(parser)
     args = parser.parse_args(argv)
-    command = "python benchmarks/canvas_robustness.py " + shlex.join(
+    command = "python -m benchmarks.canvas_robustness " + shlex.join(
         sys.argv[1:] if argv is None else argv)
     if not 0 < args.scale_min <= args.scale_max <= 1:
         raise BenchmarkError("need 0 < --scale-min <= --scale-max <= 1")
     threads = set_threads(args.threads)
-
-    from handwriting.inference import ModelLoadError, Predictor
 
     models: dict[str, list[Path]] = {name: checkpoints_of(path) for name, path in args.model}
     images, labels, description = load_split(args.data, args.mnist_dir, args.n, args.seed)
@@ -432,10 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, paths in models.items():
         runs = []
         for path in paths:
-            try:
-                predictor = Predictor.from_checkpoint(path)
-            except ModelLoadError as error:
-                raise BenchmarkError(str(error)) from error
+            predictor = load_predictor(path)[0]
             if len(runs) == 0:
                 check_app_path(predictor, images, args.seed)
             source = train_source(path)
@@ -448,17 +360,11 @@ def main(argv: list[str] | None = None) -> int:
 
     every_run = [run for runs in per_checkpoint.values() for run in runs]
     shared = shared_drawn_errors(every_run)
-    info = machine_info()
-    print_machine(info)
-    print(f"Threads: {threads}\n")
-    print(format_tables(results))
-    print(f"\n{shared_note(len(shared), len(labels), len(every_run))}")
-    for warning in dict.fromkeys(warnings):
-        print(f"warning: {warning}")
-    write_json(args.json_out, {
+    print(f"Threads: {threads}")
+    payload = {
         "benchmark": "canvas_robustness",
         "command": command,
-        "machine": info,
+        "machine": machine_info(),
         "config": {"data": args.data, "description": description, "n": int(len(labels)),
                    "seed": args.seed, "canvas_size": CANVAS_SIZE, "pen_buckets": PEN_BUCKETS,
                    "input_width_edges": INPUT_WIDTH_EDGES,
@@ -469,7 +375,9 @@ def main(argv: list[str] | None = None) -> int:
         "shared_drawn_errors": {"count": len(shared), "of": int(len(labels)),
                                 "checkpoints": len(every_run), "indices": shared},
         "warnings": list(dict.fromkeys(warnings)),
-    })
+    }
+    print(markdown(payload))
+    write_json(args.json_out, payload)
     return 0
 
 

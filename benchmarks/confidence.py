@@ -6,7 +6,7 @@ and training writers' strokes against generated junk), then measures on what it 
 the test writers' drawings (drawn on the app's canvas) and test junk (other seeds, other
 photos). Writes a reliability diagram, the table and the JSON.
 
-    python benchmarks/confidence.py --model models/promoted --pendigits-cache /work/shared/data/pendigits
+    python -m benchmarks.confidence --model models/promoted --pendigits-cache /work/shared/data/pendigits
 
 Baselines for "not a digit" at the same share of validation digits refused: the
 classifier's own calibrated top probability and its energy (log-sum-exp of the logits).
@@ -19,19 +19,16 @@ import json
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+from scipy.special import logsumexp
 
-import numpy as np  # noqa: E402
-from scipy.special import logsumexp  # noqa: E402
-
-from benchmarks.common import positive_int, run_main, table  # noqa: E402
-from handwriting.calibration import reliability_bins, softmax  # noqa: E402
-from handwriting.confidence import HOLDOUT, ConfidenceFit, logits_of, score  # noqa: E402
-from handwriting.data.embedded import EmbeddedMNIST  # noqa: E402
-from handwriting.data.pen_source import PenDigits  # noqa: E402
-from handwriting.inference import model_from_checkpoint, read_checkpoint  # noqa: E402
-from handwriting.junk import KINDS, cached_junk  # noqa: E402
+from benchmarks.common import positive_int, run_main, table
+from handwriting.calibration import reliability_bins, softmax
+from handwriting.confidence import HOLDOUT, ConfidenceFit, logits_of, score
+from handwriting.data.embedded import EmbeddedMNIST
+from handwriting.data.pen_source import PenDigits
+from handwriting.inference import model_from_checkpoint, read_checkpoint
+from handwriting.junk import KINDS, cached_junk
 
 TARGETS = {"ece": ("<=", 0.02), "answered_acc": (">=", 0.995), "answered": (">=", 0.95),
            "junk_refused": (">=", 0.95), "digits_refused": ("<=", 0.02)}
@@ -129,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         f"writers, drawn on the app's canvas; {len(junk)} test junk inputs. Calibration fitted on "
         f"the {len(set(data.val_writers.tolist()))} validation writers' drawings: temperature "
         f"{summary['temperature']:.3f}, answer threshold {summary['answer_threshold']:.3f}, junk "
-        f"threshold {summary['junk_threshold']:.3f}. Produced by `python benchmarks/confidence.py "
+        f"threshold {summary['junk_threshold']:.3f}. Produced by `python -m benchmarks.confidence "
         f"--model {args.model}`.", "",
         table(["measure", "value", "target"], rows), "",
         "Junk refused by kind (preprocessing's 'blank' counts as refused):", "",

@@ -6,8 +6,8 @@ plus batch throughput of the model alone on prepared 28x28 images.
 Latency does not depend on the weights, only on the architecture, so without
 ``--checkpoint`` an untrained reference MLP (784-128-128-10) is used and the output says so.
 
-    python benchmarks/inference_latency.py
-    python benchmarks/inference_latency.py --checkpoint models/promoted/model.ckpt
+    python -m benchmarks.inference_latency
+    python -m benchmarks.inference_latency --checkpoint models/promoted/model.ckpt
 """
 
 from __future__ import annotations
@@ -18,65 +18,46 @@ import time
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from benchmarks.common import (  # noqa: E402
+from benchmarks.common import (
     NOISE_NOTE,
     BenchmarkError,
-    add_json_out,
+    add_common,
     int_list,
+    load_predictor,
     machine_info,
     percentiles,
     positive_int,
-    print_machine,
     run_main,
     summarize,
     table,
     write_json,
 )
-from handwriting.data.embedded import EmbeddedMNIST  # noqa: E402
-from handwriting.inference import ModelLoadError, Predictor  # noqa: E402
-from handwriting.model import MLPClassifier  # noqa: E402
-from handwriting.preprocessing import prepare_canvas  # noqa: E402
+from benchmarks.strokes import redraw_as_strokes
+from handwriting.data.embedded import EmbeddedMNIST
+from handwriting.inference import Predictor
+from handwriting.model import MLPClassifier
+from handwriting.preprocessing import prepare_canvas
 
 TARGET_P50_MS = 5.0
 
 
-def load_predictor(checkpoint: Path | None, seed: int) -> tuple[Predictor, str]:
-    """(predictor, description): the checkpoint's model, or an untrained reference MLP."""
-    if checkpoint is None:
-        torch.manual_seed(seed)
-        return Predictor(MLPClassifier()), "untrained reference MLP 784-128-128-10 (no --checkpoint)"
-    try:
-        predictor = Predictor.from_checkpoint(checkpoint)
-    except ModelLoadError as error:  # includes "no such file"
-        raise BenchmarkError(str(error)) from error
-    hidden = "-".join(str(h) for h in predictor.model.hparams["hidden_sizes"])
-    return predictor, f"{checkpoint} (MLP 784-{hidden}-{len(predictor.classes)})"
+def model(checkpoint: Path | None, seed: int) -> tuple[Predictor, str]:
+    """(predictor, description): the checkpoint's model, else an untrained reference MLP
+    (latency depends on the architecture, not on the weights)."""
+    if checkpoint is not None:
+        return load_predictor(checkpoint)
+    torch.manual_seed(seed)
+    return Predictor(MLPClassifier()), "untrained reference MLP 784-128-128-10 (no --checkpoint)"
 
 
 def make_canvas(digit28: np.ndarray, seed: int, size: int = 280) -> tuple[np.ndarray, str]:
-    """A canvas drawing like the app produces: the app's stroke redrawing of a real digit
-    when ``handwriting.strokes`` is available, else a hand-placed PIL stroke."""
-    try:
-        from handwriting.strokes import redraw_as_strokes
-    except ImportError:
-        from PIL import Image, ImageDraw
-
-        image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-        draw = ImageDraw.Draw(image)
-        s = size / 280
-        draw.line([(80 * s, 70 * s), (200 * s, 70 * s), (120 * s, 220 * s)],
-                  fill=(255, 255, 255, 255), width=round(18 * s), joint="curve")
-        return np.asarray(image, dtype=np.uint8), "a PIL-drawn '7' stroke"
-    rng = np.random.default_rng(seed)
-    canvas = redraw_as_strokes(digit28, rng, canvas_size=(size, size), stroke_width=18,
-                               scale_range=(0.6, 0.6))
-    return canvas, "a real digit redrawn as canvas strokes (handwriting.strokes)"
+    """A canvas drawing like the app produces: a real digit redrawn as round-pen strokes."""
+    canvas = redraw_as_strokes(digit28, np.random.default_rng(seed), canvas_size=(size, size),
+                               stroke_width=18, scale_range=(0.6, 0.6))
+    return canvas, "a real digit redrawn as canvas strokes (benchmarks.strokes)"
 
 
 def time_calls(fn: Any, calls: int, warmup: int) -> list[float]:
@@ -140,7 +121,7 @@ def measure(predictor: Predictor, canvas: np.ndarray, images: np.ndarray, thread
 def run(args: argparse.Namespace) -> dict[str, Any]:
     default_threads = torch.get_num_threads()
     settings = list(dict.fromkeys(args.threads or [default_threads, 1]))
-    predictor, model_desc = load_predictor(args.checkpoint, args.seed)
+    predictor, model_desc = model(args.checkpoint, args.seed)
     data = EmbeddedMNIST().load().train
     canvas, canvas_desc = make_canvas(data.images[args.digit_index], args.seed)
     images = data.images[: max(args.batch_sizes)].astype(np.float32) / 255.0
@@ -169,33 +150,40 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def report(payload: dict[str, Any]) -> None:
-    cfg = payload["config"]
-    print_machine(payload["machine"])
-    print(
-        f"\nModel: {cfg['model']}\nInput: {cfg['canvas_shape'][0]}x{cfg['canvas_shape'][1]} RGBA "
-        f"canvas, {cfg['canvas']} (true label {cfg['digit_label']}; read as "
-        f"{payload['prediction']['label']})\n{cfg['calls']} calls after {cfg['warmup']} warm-up "
-        f"per measurement; torch's default is {cfg['default_torch_threads']} threads"
-    )
-    labels = {
-        "predict_canvas": "predict_canvas (all)",
-        "preprocessing": "  prepare_canvas only",
-        "model": "  predict(28x28) only",
-    }
-    for run_ in payload["runs"]:
-        lat = run_["latency_ms"]
-        print(f"\n--- torch threads: {run_['torch_threads']}\n")
-        rows = [[labels[k], v["p50"], v["p95"], v["p99"], v["mean"], v["min"], v["max"]]
-                for k, v in lat.items()]
-        print(table(["latency, ms", "p50", "p95", "p99", "mean", "min", "max"], rows))
-        verdict = "within" if run_["within_target"] else "OUTSIDE"
-        print(f"\np50 {lat['predict_canvas']['p50']:.2f} ms: {verdict} the "
-              f"{payload['target_p50_ms']} ms target\n")
-        rows = [[t["batch"], t["images_per_s_median"], t["images_per_s_best"],
-                 t["ms_per_batch_median"]] for t in run_["throughput"]]
-        print(table(["batch (prepared 28x28)", "images/s (median)", "images/s (best)",
-                     "ms/batch (median)"], rows))
+def headline(p: dict[str, Any]) -> str:
+    default = p["config"].get("default_torch_threads")
+    return "; ".join(
+        f"canvas -> prediction latency, {run['torch_threads']} thread(s)"
+        f"{' (torch default)' if run['torch_threads'] == default else ''}: p50 "
+        f"{run['latency_ms']['predict_canvas']['p50']:.2f} ms, p95 "
+        f"{run['latency_ms']['predict_canvas']['p95']:.2f} ms (target p50 < {p['target_p50_ms']:g} ms)"
+        for run in p["runs"])
+
+
+def markdown(p: dict[str, Any]) -> str:
+    cfg = p["config"]
+    out = [f"Model: {cfg['model']}. Input: one {cfg['canvas_shape'][0]}x{cfg['canvas_shape'][1]} "
+           f"RGBA canvas, {cfg['canvas']} (true label {cfg['digit_label']}, read as "
+           f"{p['prediction']['label']}). {cfg['calls']} timed calls after {cfg['warmup']} "
+           f"warm-up per row, in-process; throughput runs batches for >= {cfg['min_time_s']} s, "
+           f"{cfg['repeats']} repeats."]
+    names = {"predict_canvas": "`predict_canvas` (preprocessing + model)",
+             "preprocessing": "`prepare_canvas` only", "model": "`predict` on the 28x28 only"}
+    for run in p["runs"]:
+        lat = run["latency_ms"]
+        out += [
+            f"**torch threads: {run['torch_threads']}** -- p50 {lat['predict_canvas']['p50']:.2f} "
+            f"ms, p95 {lat['predict_canvas']['p95']:.2f} ms (target p50 < {p['target_p50_ms']} "
+            f"ms: {'met' if run['within_target'] else 'not met'})",
+            table(["latency (ms)", "p50", "p95", "p99", "mean"],
+                  [[names[k], *(f"{v[q]:.3f}" for q in ("p50", "p95", "p99", "mean"))]
+                   for k, v in lat.items()]),
+            table(["batch of prepared 28x28", "images/s (median)", "images/s (best)",
+                   "ms per batch"],
+                  [[t["batch"], t["images_per_s_median"], t["images_per_s_best"],
+                    f"{t['ms_per_batch_median']:.3f}"] for t in run["throughput"]]),
+        ]
+    return "\n\n".join(out)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -216,7 +204,7 @@ def parser() -> argparse.ArgumentParser:
                    "then 1); on a busy shared machine 1 thread avoids waiting for a "
                    "descheduled worker thread")
     p.add_argument("--quick", action="store_true", help="tiny smoke run: checks, not numbers")
-    add_json_out(p)
+    add_common(p, threads=False)
     return p
 
 
@@ -230,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.digit_index < 10_000:
         raise BenchmarkError(f"--digit-index must be in [0, 10000), got {args.digit_index}")
     payload = run(args)
-    report(payload)
+    print(markdown(payload))
     write_json(args.json_out, payload)
     return 0
 

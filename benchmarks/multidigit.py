@@ -20,8 +20,8 @@ Broken down by layout: *separated* (no two digit boxes overlap), *overlapping bo
 "MLP on the separate digits" is the same model on the individual source digits: the
 gap between it and the MLP row is what segmentation costs.
 
-    python benchmarks/multidigit.py                         # embedded test split, 300 numbers
-    python benchmarks/multidigit.py --data mnist --mnist-dir /path/to/mnist --n 1000
+    python -m benchmarks.multidigit                         # embedded test split, 300 numbers
+    python -m benchmarks.multidigit --data mnist --mnist-dir /path/to/mnist --n 1000
 """
 
 from __future__ import annotations
@@ -35,38 +35,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+from PIL import Image
+from scipy import ndimage
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-from scipy import ndimage  # noqa: E402
-
-from benchmarks.common import (  # noqa: E402
+from benchmarks.common import (
     BenchmarkError,
-    add_json_out,
-    add_threads,
-    check_mnist_dir,
+    add_common,
+    load_data_config,
+    load_predictor,
     machine_info,
+    pct,
     percentiles,
     positive_int,
-    print_machine,
     run_main,
     set_threads,
     table,
     write_json,
 )
-from benchmarks.tesseract_baseline import leakage_warning  # noqa: E402
+from benchmarks.tesseract_baseline import leakage_warning
 
 LAYOUTS = ("separated", "overlapping boxes", "touching")
-SHORT = {  # reader names in the examples picture
-    "MLP (segmentation + read_number)": "MLP",
-    "MLP on the separate digits": "MLP, digits apart",
-    "Tesseract (read_line, psm 7)": "Tesseract",
-}
-
-
-# --------------------------------------------------------------------------- composing
+MLP_READER, APART, TESSERACT_READER = ("MLP (segmentation + read_number)",
+                                       "MLP on the separate digits", "Tesseract (read_line, psm 7)")
+TEST_SETS = {"embedded": "embedded data's test split (8000/1000/1000, split_seed 0)",
+             "mnist": "official MNIST 10k test set (t10k files)"}
 
 
 @dataclass(frozen=True)
@@ -196,9 +189,6 @@ def compose_dataset(
     return out
 
 
-# --------------------------------------------------------------------------- scoring
-
-
 def levenshtein(a: Sequence[str], b: Sequence[str]) -> int:
     """Edit distance (insertions, deletions, substitutions each cost 1)."""
     previous = list(range(len(b) + 1))
@@ -231,9 +221,7 @@ def score(predicted: Sequence[str], truth: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def breakdown(
-    predicted: Sequence[str], numbers: Sequence[Composed]
-) -> dict[str, dict[str, Any]]:
+def breakdown(predicted: Sequence[str], numbers: Sequence[Composed]) -> dict[str, dict[str, Any]]:
     """``score`` overall and per layout class."""
     truth = [c.text for c in numbers]
     out = {"all": score(predicted, truth)}
@@ -243,28 +231,16 @@ def breakdown(
     return out
 
 
-# --------------------------------------------------------------------------- readers
-
-
-def timed_map(
-    fn: Callable[[Composed], str], numbers: Sequence[Composed], workers: int = 1
-) -> tuple[list[str], list[float]]:
-    """(answers, milliseconds per image) of ``fn`` over ``numbers``, in order."""
-
-    def one(item: Composed) -> tuple[str, float]:
-        start = time.perf_counter()
-        text = fn(item)
-        return text, (time.perf_counter() - start) * 1000
-
-    if workers > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(one, numbers))
-    else:
-        results = [one(item) for item in numbers]
-    return [r[0] for r in results], [r[1] for r in results]
+def load_test_split(data: str, mnist_dir: Path | None) -> tuple[np.ndarray, np.ndarray, list[str], str, str]:
+    """(uint8 images, labels, classes, description, data fingerprint) of the test split,
+    exactly as training splits conf/data/<data>.yaml."""
+    datamodule = load_data_config(data, mnist_dir, stage="test")
+    test = datamodule.splits.test
+    return test.images, test.labels, list(datamodule.classes), TEST_SETS[data], datamodule.fingerprint
 
 
 def model_reader(predictor: Any) -> Callable[[Composed], str]:
+    """The app's number reader: segmentation, then the model one digit at a time."""
     from handwriting.preprocessing import EmptyImageError
     from handwriting.reading import read_number
 
@@ -277,126 +253,66 @@ def model_reader(predictor: Any) -> Callable[[Composed], str]:
     return read
 
 
-def separate_digits_reader(predictor: Any) -> Callable[[Composed], str]:
-    """The model on each source digit by itself (perfect segmentation)."""
+def readers(predictor: Any, classes: list[str], tesseract: bool) -> dict[str, Callable[[Composed], str]]:
+    """Each reader of a composed number: the MLP, the MLP on the source digits apart (perfect
+    segmentation), and Tesseract reading the line when asked."""
     from handwriting.preprocessing import center_like_mnist
 
-    def read(item: Composed) -> str:
-        inputs = np.stack([center_like_mnist(d) for d in item.digit_images])
-        probs = predictor.probabilities(inputs)
+    def apart(item: Composed) -> str:
+        probs = predictor.probabilities(np.stack([center_like_mnist(d) for d in item.digit_images]))
         return "".join(predictor.classes[int(k)] for k in probs.argmax(axis=1))
 
-    return read
+    out = {MLP_READER: model_reader(predictor), APART: apart}
+    if tesseract:
+        from handwriting.serving import make_reader
+
+        reader = make_reader(classes)
+        out[TESSERACT_READER] = lambda item: ("" if (r := reader.read_line(item.image)).rejected
+                                              else r.text)
+    return out
 
 
-def tesseract_reader(classes: Sequence[str]) -> Callable[[Composed], str]:
-    from handwriting.serving import make_reader
+def timed_map(fn: Callable[[Composed], str], numbers: Sequence[Composed],
+              workers: int = 1) -> tuple[list[str], list[float]]:
+    """(answers, milliseconds per image) of ``fn`` over ``numbers``, in order."""
 
-    reader = make_reader(classes)
+    def one(item: Composed) -> tuple[str, float]:
+        start = time.perf_counter()
+        text = fn(item)
+        return text, (time.perf_counter() - start) * 1000
 
-    def read(item: Composed) -> str:
-        result = reader.read_line(item.image)
-        return "" if result.rejected else result.text
-
-    return read
-
-
-# --------------------------------------------------------------------------- running
-
-
-def load_test_split(
-    data: str, mnist_dir: Path | None
-) -> tuple[np.ndarray, np.ndarray, list[str], str, str]:
-    """(uint8 images, labels, classes, description, data fingerprint) of the test split."""
-    from handwriting.data import HandwritingDataModule
-    from handwriting.data.embedded import EmbeddedMNIST
-
-    if data == "embedded":
-        datamodule = HandwritingDataModule(
-            EmbeddedMNIST(), split={"train": 8000, "val": 1000, "test": 1000}, split_seed=0
-        )
-        desc = "embedded data's test split (8000/1000/1000, split_seed 0)"
+    if workers == 1:
+        done = [one(item) for item in numbers]
     else:
-        if mnist_dir is None:
-            raise BenchmarkError("--data mnist needs --mnist-dir (a folder with the MNIST files)")
-        from handwriting.data.mnist import MNIST
-
-        source = MNIST(cache_dir=str(check_mnist_dir(mnist_dir)), download=False)
-        datamodule = HandwritingDataModule(source, split={"train": None, "val": 5000, "test": None})
-        desc = "official MNIST 10k test set (t10k files)"
-    datamodule.setup("test")
-    test = datamodule.splits.test
-    return test.images, test.labels, list(datamodule.classes), desc, datamodule.fingerprint
-
-
-def load_model(checkpoint: Path | None) -> tuple[Any, str]:
-    from handwriting.inference import ModelLoadError, Predictor
-    from handwriting.model_loading import promoted_model_path
-
-    path = checkpoint or promoted_model_path()
-    if not Path(path).is_file():
-        raise BenchmarkError(
-            f"no model at {path}: train and promote one (python train.py) or pass --checkpoint"
-        )
-    try:
-        predictor = Predictor.from_checkpoint(path)
-    except ModelLoadError as error:
-        raise BenchmarkError(str(error)) from error
-    hidden = "-".join(str(h) for h in predictor.model.hparams["hidden_sizes"])
-    meta = predictor.metadata or {}
-    val = (meta.get("metrics") or {}).get("val/acc")
-    desc = f"{path} (MLP 784-{hidden}-{len(predictor.classes)}"
-    desc += f", val acc {val:.4f})" if val is not None else ")"
-    return predictor, desc
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            done = list(pool.map(one, numbers))
+    return [d[0] for d in done], [d[1] for d in done]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from handwriting.ocr import tesseract_version
 
     set_threads(args.threads)
-    if not 1 <= args.min_digits <= args.max_digits:
-        raise BenchmarkError("need 1 <= --min-digits <= --max-digits")
     images, labels, classes, test_desc, fingerprint = load_test_split(args.data, args.mnist_dir)
-    predictor, model_desc = load_model(args.checkpoint)
+    predictor, model_desc = load_predictor(args.checkpoint)
     warning = leakage_warning(predictor.metadata or {}, args.data, fingerprint)
-    if warning:
-        print(f"WARNING: {warning}", file=sys.stderr)
     if list(predictor.classes) != classes:
-        raise BenchmarkError(
-            f"the model's classes {predictor.classes} are not the test digits' {classes}: "
-            "this benchmark composes digit strings, so it needs a digit model"
-        )
-    numbers = compose_dataset(
-        images, labels, classes, args.n, seed=args.seed,
-        digits=(args.min_digits, args.max_digits), height=(args.min_height, args.max_height),
-        gap=(args.min_gap, args.max_gap),
-    )
-    truth = [c.text for c in numbers]
-    results: dict[str, Any] = {}
-    answers: dict[str, list[str]] = {}
-    readers: list[tuple[str, Callable[[Composed], str], int]] = [
-        ("MLP (segmentation + read_number)", model_reader(predictor), 1),
-        ("MLP on the separate digits", separate_digits_reader(predictor), 1),
-    ]
-    version = tesseract_version()
-    if args.no_tesseract:
-        note = "skipped (--no-tesseract)"
-    elif version is None:
-        note = "not installed: Tesseract rows left out"
-    else:
-        note = f"Tesseract {version}, --psm 7, whitelist {''.join(classes)}"
-        readers.append(("Tesseract (read_line, psm 7)", tesseract_reader(classes), args.workers))
-    for name, reader, workers in readers:
+        raise BenchmarkError(f"the model's classes {predictor.classes} are not the test digits' "
+                             f"{classes}: this benchmark composes digit strings")
+    numbers = compose_dataset(images, labels, classes, args.n, seed=args.seed,
+                              digits=(args.min_digits, args.max_digits),
+                              height=(args.min_height, args.max_height),
+                              gap=(args.min_gap, args.max_gap))
+    version = None if args.no_tesseract else tesseract_version()
+    note = ("skipped (--no-tesseract)" if args.no_tesseract else
+            "not installed: Tesseract rows left out" if version is None else
+            f"Tesseract {version}, --psm 7, whitelist {''.join(classes)}")
+    results, answers = {}, {}
+    for name, reader in readers(predictor, classes, version is not None).items():
         print(f"Reading {len(numbers)} numbers: {name} ...", file=sys.stderr, flush=True)
+        workers = args.workers if name == TESSERACT_READER else 1
         answers[name], ms = timed_map(reader, numbers, workers)
         results[name] = {**breakdown(answers[name], numbers), "ms_per_image": percentiles(ms)}
-    counts = {layout: sum(c.layout == layout for c in numbers) for layout in LAYOUTS}
-    examples = [
-        {"truth": t, "layout": c.layout, **{name: answers[name][i] for name in answers}}
-        for i, (t, c) in enumerate(zip(truth, numbers, strict=True)) if i < 20
-    ]
-    if args.examples is not None:
-        save_examples(args.examples, numbers[:12], answers)
     return {
         "benchmark": "multidigit",
         "machine": machine_info(),
@@ -409,93 +325,78 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "model": model_desc, "tesseract": note, "leakage_warning": warning,
             "model_data_source": (predictor.metadata or {}).get("data_source"),
         },
-        "layouts": counts,
+        "layouts": {layout: sum(c.layout == layout for c in numbers) for layout in LAYOUTS},
         "results": results,
-        "examples": examples,
+        "examples": [{"truth": c.text, "layout": c.layout, **{k: v[i] for k, v in answers.items()}}
+                     for i, c in enumerate(numbers[:20])],
     }
 
 
-def save_examples(path: Path, numbers: Sequence[Composed], answers: dict[str, list[str]]) -> None:
-    """A grid of composed numbers with what each reader read, for a person to look at."""
-    import matplotlib
+def headline(p: dict[str, Any]) -> str:
+    cfg, res = p["config"], p["results"]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def both(layout: str) -> str:
+        return " vs ".join(f"{name.split(' (')[0]} {pct(res[name][layout]['whole_accuracy'])} / "
+                           f"{pct(res[name][layout]['char_accuracy'])}"
+                           for name in (MLP_READER, TESSERACT_READER) if name in res)
 
-    fig, axes = plt.subplots(len(numbers), 1, figsize=(7, 1.3 * len(numbers)))
-    for i, (ax, item) in enumerate(zip(np.atleast_1d(axes), numbers, strict=True)):
-        ax.imshow(item.image, cmap="gray")
-        ax.axis("off")
-        read = "   ".join(f"{SHORT.get(name, name)}: {answers[name][i] or '-'}" for name in answers)
-        ax.set_title(f"truth {item.text} ({item.layout})   {read}", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print(f"Examples written to {path}", file=sys.stderr)
+    return (f"whole numbers of {cfg['digits'][0]}-{cfg['digits'][1]} test digits ({cfg['n']:,} "
+            f"numbers, {cfg['data']}), whole number / per character: {both('all')}; separated: "
+            f"{both('separated')}; touching: {both('touching')}")
 
 
-def pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
+def markdown(p: dict[str, Any]) -> str:
+    cfg, results, counts = p["config"], p["results"], p["layouts"]
+    rows = [[name, pct(r["all"]["whole_accuracy"]), pct(r["all"]["char_accuracy"]),
+             pct(r["all"]["right_length"]), pct(r["all"]["empty"]),
+             f"{r['ms_per_image']['p50']:.1f}"] for name, r in results.items()]
+    by_layout = [[name, *(f"{pct(r[k]['whole_accuracy'])} / {pct(r[k]['char_accuracy'])}"
+                          for k in LAYOUTS)] for name, r in results.items()]
+    return "\n\n".join(filter(None, [
+        f"{cfg['n']:,} numbers of {cfg['digits'][0]}-{cfg['digits'][1]} real digits drawn from "
+        f"the {cfg['test_digits']:,} of the {cfg['test_set']}, seed {cfg['seed']}: digit height "
+        f"{cfg['digit_height_px'][0]}-{cfg['digit_height_px'][1]} px, gaps of "
+        f"{cfg['gap_in_digit_heights'][0]:g} to {cfg['gap_in_digit_heights'][1]:g} digit heights "
+        "(negative: neighbours overlap). Whole number = the string read is exactly right; per "
+        "character = 1 - edit distance / length; right length = as many characters as digits. "
+        f"MLP: {cfg['model']}. Tesseract: {cfg['tesseract']}.",
+        table(["reader", "whole number", "per character", "right length", "empty answer",
+               "ms/number p50"], rows),
+        "By layout (whole number / per character):",
+        table(["reader", *(f"{k} ({counts[k]:,})" for k in LAYOUTS)], by_layout),
+        "\"MLP on the separate digits\" is the same model on each source digit alone: its gap "
+        "to the MLP row is what segmentation costs.",
+        cfg.get("leakage_warning") and f"**Warning:** {cfg['leakage_warning']}.",
+    ]))
 
 
-def report(payload: dict[str, Any]) -> None:
-    cfg, results, counts = payload["config"], payload["results"], payload["layouts"]
-    print_machine(payload["machine"])
-    print(f"\n{cfg['n']} numbers of {cfg['digits'][0]}-{cfg['digits'][1]} digits from the "
-          f"{cfg['test_set']}, seed {cfg['seed']}")
-    print("Layouts: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    print(f"Model: {cfg['model']}\nTesseract: {cfg['tesseract']}\n")
-    rows = [
-        [name, pct(r["all"]["whole_accuracy"]), pct(r["all"]["char_accuracy"]),
-         pct(r["all"]["right_length"]), f"{r['ms_per_image']['p50']:.1f}"]
-        for name, r in results.items()
-    ]
-    print(table(["reader", "whole number", "per character", "right length", "ms/image p50"], rows))
-    print("\nBy layout (whole number / per character):")
-    rows = [
-        [name, *(f"{pct(r[layout]['whole_accuracy'])} / {pct(r[layout]['char_accuracy'])}"
-                 for layout in LAYOUTS)]
-        for name, r in results.items()
-    ]
-    print(table(["reader", *(f"{k} ({counts[k]})" for k in LAYOUTS)], rows))
-    if cfg["leakage_warning"]:
-        print(f"WARNING: {cfg['leakage_warning']}")
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", choices=("embedded", "mnist"), default="embedded",
                    help="embedded: the packaged data's 1,000-digit test split; mnist: official 10k")
     p.add_argument("--mnist-dir", type=Path, default=None,
                    help="folder with the four official MNIST .gz files (for --data mnist)")
-    p.add_argument("--n", type=positive_int, default=300, help="numbers to compose (default 300)")
+    p.add_argument("--n", type=positive_int, default=300, help="numbers to compose")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--min-digits", type=positive_int, default=2)
     p.add_argument("--max-digits", type=positive_int, default=6)
     p.add_argument("--min-height", type=positive_int, default=28, help="digit height, px")
     p.add_argument("--max-height", type=positive_int, default=96)
     p.add_argument("--min-gap", type=float, default=-0.15,
-                   help="gap between neighbours in digit heights; negative overlaps (default -0.15)")
+                   help="gap between neighbours in digit heights; negative overlaps")
     p.add_argument("--max-gap", type=float, default=0.45)
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="model checkpoint (default: the promoted model)")
     p.add_argument("--no-tesseract", action="store_true", help="leave Tesseract out")
     p.add_argument("--workers", type=positive_int, default=2, help="parallel Tesseract processes")
-    p.add_argument("--examples", type=Path, default=None,
-                   help="also save a PNG of the first 12 numbers with each reader's answer")
-    add_threads(p)
-    add_json_out(p)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    if args.min_height > args.max_height or args.min_gap > args.max_gap:
+    add_common(p)
+    args = p.parse_args(argv)
+    if not (args.min_digits <= args.max_digits and args.min_height <= args.max_height
+            and args.min_gap <= args.max_gap):
         raise BenchmarkError("each --min-* must be <= its --max-*")
     payload = run(args)
-    report(payload)
+    print(markdown(payload))
     write_json(args.json_out, payload)
     return 0
 

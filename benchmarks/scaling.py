@@ -8,7 +8,7 @@ Peak memory is the rise of the process's resident set (RSS high-water mark, rese
 /proc/self/clear_refs) over the block: data tensors, model, optimizer state and
 activations, which tracemalloc would miss because torch allocates outside Python.
 
-    python benchmarks/scaling.py --mnist-dir /path/to/mnist --plot benchmarks/scaling.png
+    python -m benchmarks.scaling --mnist-dir /path/to/mnist --plot benchmarks/scaling.png
 """
 
 from __future__ import annotations
@@ -16,42 +16,35 @@ from __future__ import annotations
 import argparse
 import ctypes
 import gc
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
+from torch import nn
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from benchmarks.common import (  # noqa: E402
-    BENCH_DIR,
+from benchmarks.common import (
     NOISE_NOTE,
     ROOT,
     BenchmarkError,
-    InMemorySource,
     PeakMemory,
-    WholePoolAsTrain,
-    add_json_out,
-    add_threads,
+    add_common,
     check_mnist_dir,
+    fmt,
     int_list,
     machine_info,
     positive_int,
-    print_machine,
     run_main,
     set_threads,
     summarize,
-    synthetic_images,
     table,
-    timed,
+    train_only_datamodule,
     write_json,
 )
-from handwriting.data.datamodule import HandwritingDataModule  # noqa: E402
-from handwriting.model import build_mlp  # noqa: E402
+from handwriting.model import build_mlp
 
 
 def release_free_memory() -> bool:
@@ -67,8 +60,12 @@ def release_free_memory() -> bool:
 
 
 def load_pool(mnist_dir: Path | None, size: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """The first ``size`` official training images, else random uint8 "digits" of the same
+    shape (timing and memory only: the MLP's cost does not depend on pixel values)."""
     if mnist_dir is None:
-        images, labels = synthetic_images(size, seed)
+        rng = np.random.default_rng(seed)
+        images = rng.integers(0, 256, size=(size, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=size).astype(np.int64)
         return images, labels, "synthetic random uint8 images (no --mnist-dir)"
     from handwriting.data.mnist import MNIST
 
@@ -78,27 +75,29 @@ def load_pool(mnist_dir: Path | None, size: int, seed: int) -> tuple[np.ndarray,
     return train.images[:size], train.labels[:size], "official MNIST training images"
 
 
-def datamodule_for(images: np.ndarray, labels: np.ndarray, n: int, batch: int) -> HandwritingDataModule:
-    source = WholePoolAsTrain(InMemorySource("pool", images, labels), limit=n)
-    datamodule = HandwritingDataModule(source, split={"train": None}, batch_size=batch)
-    datamodule.setup("fit")
-    return datamodule
+def datamodule_for(images: np.ndarray, labels: np.ndarray, n: int, batch: int) -> Any:
+    """The first ``n`` images as the training split, copied (as a data source's subset is)
+    inside the measured block, so the peak memory counts them."""
+    index = np.arange(n)
+    return train_only_datamodule(images[index], labels[index], batch)
 
 
-def epoch_times(datamodule: HandwritingDataModule, hidden: list[int], args: argparse.Namespace) -> list[float]:
+def epoch_times(datamodule: Any, hidden: list[int], args: argparse.Namespace) -> list[float]:
     """Seconds per epoch of the plain loop (fresh seeded model; warm-up epochs not returned)."""
     torch.manual_seed(args.seed)
     net = build_mlp(784, hidden, 10)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
 
-    def epoch() -> None:
+    def epoch() -> float:
+        start = time.perf_counter()
         for x, y in datamodule.train_dataloader():
             optimizer.zero_grad()
             loss_fn(net(x), y).backward()
             optimizer.step()
+        return time.perf_counter() - start
 
-    times = [timed(epoch)[0] for _ in range(args.warmup + args.repeats)]
+    times = [epoch() for _ in range(args.warmup + args.repeats)]
     return times[args.warmup:]
 
 
@@ -208,29 +207,45 @@ def make_plot(by_size: list[dict[str, Any]], by_hidden: list[dict[str, Any]], pa
     return path
 
 
-def report(payload: dict[str, Any]) -> None:
-    cfg = payload["config"]
-    print_machine(payload["machine"])
-    print(f"\nPlain loop, one epoch, batch {cfg['batch_size']}, Adam; {cfg['data']}; "
-          f"{cfg['repeats']} repeats after {cfg['warmup']} warm-up; torch threads "
-          f"{cfg['torch_threads']}\n")
-    headers = ["images", "hidden", "params", "epoch s (median)", "min", "max", "samples/s",
-               "peak RSS rise MiB", "data tensors MiB"]
+def headline(p: dict[str, Any]) -> str:
+    big = p["by_data_size"][-1]
+    return (f"plain epoch, {big['train_size']:,} images, 784-128-128-10, "
+            f"{p['config']['torch_threads']} thread(s): {big['epoch_s_median']:.2f} s, peak RSS "
+            f"rise {fmt(big['peak_rss_delta_mib'])} MiB (float32 data alone "
+            f"{big['data_tensor_mib']:.0f} MiB)")
+
+
+def markdown(p: dict[str, Any], relative_to: Path | None = None) -> str:
+    """The tables; the plot linked relative to ``relative_to`` (the markdown's folder)."""
+    cfg = p["config"]
+    headers = ["images", "hidden", "parameters", "epoch s (median)", "min", "samples/s",
+               "peak RSS rise MiB", "float32 data MiB"]
 
     def rows(points: list[dict[str, Any]]) -> list[list[Any]]:
-        return [[p["train_size"], "x".join(map(str, p["hidden_sizes"])), p["parameters"],
-                 p["epoch_s_median"], p["epoch_s_min"], p["epoch_s_max"], p["samples_per_s"],
-                 p["peak_rss_delta_mib"], p["data_tensor_mib"]] for p in points]
+        return [[q["train_size"], "x".join(map(str, q["hidden_sizes"])), q["parameters"],
+                 f"{q['epoch_s_median']:.3f}", f"{q['epoch_s_min']:.3f}", q["samples_per_s"],
+                 fmt(q["peak_rss_delta_mib"]), f"{q['data_tensor_mib']:.1f}"] for q in points]
 
-    print("By data size (data loading + model + one epoch):")
-    print(table(headers, rows(payload["by_data_size"])))
-    print("\nBy hidden width (data already in memory; model, Adam state, activations):")
-    print(table(headers, rows(payload["by_hidden_size"])))
-    if payload["plot"]:
-        print(f"\nPlot: {payload['plot']}")
+    out = [
+        f"Plain PyTorch loop, one epoch, batch {cfg['batch_size']}, Adam; {cfg['data']}; "
+        f"{cfg['repeats']} repeats after {cfg['warmup']} warm-up; **torch threads: "
+        f"{cfg['torch_threads']}**. Peak RSS rise = resident-memory high-water mark over the "
+        "block minus the RSS at its start (kernel counter reset per point).",
+        "By data size (building the data module from uint8 images + model + epochs):",
+        table(headers, rows(p["by_data_size"])),
+        "By hidden width h of 784-h-h-10 (data already in memory: model, Adam state, "
+        "activations):",
+        table(headers, rows(p["by_hidden_size"])),
+    ]
+    if p.get("plot"):
+        plot = Path(p["plot"])
+        plot = plot if plot.is_absolute() else ROOT / plot
+        link = os.path.relpath(plot, relative_to) if relative_to else plot
+        out.append(f"![epoch time and peak memory vs data size and hidden width]({link})")
+    return "\n\n".join(out)
 
 
-DEFAULT_PLOT = BENCH_DIR / "scaling.png"
+DEFAULT_PLOT = ROOT / "benchmarks" / "scaling.png"
 QUICK_PLOT = ROOT / "outputs" / "bench" / "scaling_quick.png"  # outputs/ is git-ignored
 
 
@@ -253,10 +268,9 @@ def parser() -> argparse.ArgumentParser:
                    help="where to save the two-panel plot (default: benchmarks/scaling.png; "
                    f"with --quick, {QUICK_PLOT}, so a smoke run never replaces the real plot)")
     p.add_argument("--no-plot", dest="plot", action="store_const", const=None, help="skip the plot")
-    add_threads(p)
     p.add_argument("--quick", action="store_true",
                    help="tiny smoke run (sizes 256/512, widths 8/16, 1 repeat): checks, not numbers")
-    add_json_out(p)
+    add_common(p)
     return p
 
 
@@ -270,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.warmup < 0:
         raise BenchmarkError(f"--warmup must be >= 0, got {args.warmup}")
     payload = run(args)
-    report(payload)
+    print(markdown(payload))
     write_json(args.json_out, payload)
     return 0
 

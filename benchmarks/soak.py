@@ -2,8 +2,8 @@
 on one promoted folder, then a training run SIGKILLed at random moments and resumed until it
 finishes. Prints counts; exits 1 if anything was lost or seen inconsistent.
 
-    python benchmarks/soak.py                          # ~1.5 min on 2 cores
-    python benchmarks/soak.py --promoters 6 --rounds 40 --kills 5 --seed 1
+    python -m benchmarks.soak                          # ~1.5 min on 2 cores
+    python -m benchmarks.soak --promoters 6 --rounds 40 --kills 5 --seed 1
 
 Promotion part: every model that was ever promoted must still be in the folder (live or in
 ``history/``): "models lost" counts those that are not. Every read goes through
@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def _fingerprint(checkpoint: dict) -> str:

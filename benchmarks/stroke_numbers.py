@@ -20,7 +20,7 @@ strokes (the true grouping: "digits apart"). Scores as benchmarks/multidigit.py:
 whole number right, per character (1 - edit distance / length), right count of
 characters (segmentation). The old composed-MNIST numbers are a second table.
 
-    python benchmarks/stroke_numbers.py --checkpoint outputs/app_promoted/model.ckpt \\
+    python -m benchmarks.stroke_numbers --checkpoint outputs/app_promoted/model.ckpt \\
         --pendigits-cache /work/shared/data/pendigits --n 300
 """
 
@@ -32,21 +32,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from benchmarks.common import (  # noqa: E402
+from benchmarks.common import (
     BenchmarkError,
-    add_json_out,
+    add_common,
+    load_predictor,
     machine_info,
+    pct,
     positive_int,
     run_main,
     table,
     write_json,
 )
-from benchmarks.multidigit import pct, score  # noqa: E402
+from benchmarks.multidigit import score
 
 SPACINGS = {"separated": (0.15, 0.6), "touching": (-0.08, 0.0), "overlapping": (-0.3, -0.08)}
 TARGETS = {"separated": {"right count": 0.995, "whole number": 0.93},
@@ -193,9 +192,9 @@ def report(payload: dict[str, Any]) -> str:
     lines = ["# Numbers written with real pens: strokes versus pixels", "",
              f"{cfg['n_per_spacing']} numbers per spacing of {cfg['digits'][0]}-{cfg['digits'][1]} digits, "
              f"each by one of {cfg['writers']} held-out test writers ({cfg['split']}), seed {cfg['seed']}; "
-             f"model {cfg['model']}. See the docstring of benchmarks/stroke_numbers.py for the layout. "
+             f"model {cfg['model']}. See the docstring of `benchmarks/stroke_numbers.py` for the layout. "
              "Cells: whole number right / per character / right count of characters.", "",
-             table(headers, rows, markdown=True), "",
+             table(headers, rows), "",
              f"Tesseract: {cfg['tesseract']}. Seconds: "
              + ", ".join(f"{k} {v:.1f}" for k, v in payload["seconds"].items()), "",
              "## Targets (stroke reader)", "", *verdicts(res[STROKE_READER], res[APART]), ""]
@@ -231,22 +230,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tesseract", type=int, default=20, help="numbers per spacing for Tesseract (0: none)")
     p.add_argument("--mnist", type=int, default=300, help="composed-MNIST numbers (0: skip)")
     p.add_argument("--out", type=Path, default=None, help="write the markdown report here")
-    add_json_out(p)
+    add_common(p, threads=False)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     from handwriting import ocr
     from handwriting.data.pen_source import PenDigits
-    from handwriting.inference import ModelLoadError, Predictor
-
     args = parser().parse_args(argv)
     if not 1 <= args.min_digits <= args.max_digits:
         raise BenchmarkError("need 1 <= --min-digits <= --max-digits")
-    try:
-        predictor = Predictor.from_checkpoint(args.checkpoint)
-    except ModelLoadError as error:
-        raise BenchmarkError(str(error)) from error
+    predictor = load_predictor(args.checkpoint)[0]
     if list(predictor.classes) != [str(d) for d in range(10)]:
         raise BenchmarkError(f"{args.checkpoint} reads {predictor.classes}, not the digits 0-9")
     source = PenDigits(cache_dir=str(args.pendigits_cache) if args.pendigits_cache else None,

@@ -8,8 +8,8 @@ margin), through a small thread pool (one subprocess per image). The MLP is a ch
 ``--train-mlp``, the reference configuration (784-128-128-10, Adam 1e-3, batch 128,
 best-validation epoch of 20) trained here with Lightning on the embedded 8k training split.
 
-    python benchmarks/tesseract_baseline.py                 # embedded 1,000-image test split
-    python benchmarks/tesseract_baseline.py --data mnist --mnist-dir DIR --limit 2000
+    python -m benchmarks.tesseract_baseline                 # embedded 1,000-image test split
+    python -m benchmarks.tesseract_baseline --data mnist --mnist-dir DIR --limit 2000
 """
 
 from __future__ import annotations
@@ -24,37 +24,29 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from benchmarks.common import (  # noqa: E402
+from benchmarks.common import (
     NOISE_NOTE,
     BenchmarkError,
-    add_json_out,
-    add_threads,
+    add_common,
     load_data_config,
+    load_predictor,
     machine_info,
+    pct,
     percentiles,
     positive_int,
-    print_machine,
     quiet_lightning,
     run_main,
     set_threads,
     table,
     write_json,
 )
-from handwriting.inference import (  # noqa: E402
-    ModelLoadError,
-    Predictor,
-    model_from_checkpoint,
-    read_checkpoint,
-)
-from handwriting.model_loading import promoted_model_path  # noqa: E402
-from handwriting.ocr import OcrResult, TesseractReader, TesseractUnavailable, tesseract_version  # noqa: E402
-from handwriting.serving import make_reader  # noqa: E402
+from handwriting.inference import Predictor, model_from_checkpoint, read_checkpoint
+from handwriting.model_loading import promoted_model_path
+from handwriting.ocr import OcrResult, TesseractReader, TesseractUnavailable, tesseract_version
+from handwriting.serving import make_reader
 
 REFERENCE = {"hidden_sizes": [128, 128], "lr": 1e-3, "batch_size": 128}
 TRAIN_SEED = 42  # conf/config.yaml's seed
@@ -101,33 +93,24 @@ def train_reference(epochs: int, seed: int = TRAIN_SEED) -> tuple[Predictor, dic
     return Predictor(best, metadata), metadata
 
 
-def save_predictor(predictor: Predictor, path: Path) -> None:
-    """The same slim layout promotion writes, so the app and Predictor load it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": predictor.model.state_dict(),
-                "hyper_parameters": dict(predictor.model.hparams),
-                "handwriting": predictor.metadata}, path)
-    print(f"Trained model saved to {path}")
-
-
 def resolve_model(args: argparse.Namespace) -> tuple[Predictor, str]:
-    """(predictor, how it was obtained) from --checkpoint / promoted model / training."""
+    """(predictor, how it was obtained): --checkpoint, else the promoted model, else (or with
+    --train-mlp) the reference MLP trained here."""
     path = args.checkpoint
     if path is None and not args.train_mlp:
-        promoted = promoted_model_path()
-        if promoted.is_file():
-            path = promoted
-        else:
-            print(f"No promoted model at {promoted}: training the reference MLP here instead.")
+        path = promoted_model_path()
+        if not path.is_file():
+            print(f"No promoted model at {path}: training the reference MLP here instead.")
+            path = None
     if path is not None:
-        try:
-            predictor = Predictor.from_checkpoint(path)
-        except ModelLoadError as error:
-            raise BenchmarkError(str(error)) from error
+        predictor = load_predictor(path)[0]
         return predictor, f"checkpoint {path} ({describe_checkpoint(predictor)})"
     predictor, meta = train_reference(args.epochs)
     if args.save_checkpoint is not None:
-        save_predictor(predictor, args.save_checkpoint)
+        args.save_checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"state_dict": predictor.model.state_dict(),  # the layout promotion writes
+                    "hyper_parameters": dict(predictor.model.hparams),
+                    "handwriting": predictor.metadata}, args.save_checkpoint)
     return predictor, (
         f"reference MLP 784-128-128-10 trained here with Lightning on the embedded 8k split, "
         f"best validation epoch {meta['metrics']['best_epoch']:.0f} of {args.epochs} "
@@ -138,8 +121,7 @@ def resolve_model(args: argparse.Namespace) -> tuple[Predictor, str]:
 def describe_checkpoint(predictor: Predictor) -> str:
     """Architecture plus what the checkpoint says about its training, where it says it."""
     hidden = "-".join(str(h) for h in predictor.model.hparams["hidden_sizes"])
-    parts = [f"MLP 784-{hidden}-{len(predictor.classes)}"]
-    meta = predictor.metadata
+    meta, parts = predictor.metadata, [f"MLP 784-{hidden}-{len(predictor.classes)}"]
     metrics = meta.get("metrics") or {}
     if meta.get("data_source"):
         parts.append(f"trained on {str(meta['data_source']).rsplit('.', 1)[-1]}")
@@ -296,40 +278,45 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
+def headline(p: dict[str, Any]) -> str:
+    cfg, mlp, tess = p["config"], p["mlp"], p["tesseract"]
+    return (f"accuracy, {cfg['test_set'].split(' (')[0]} ({cfg['n']:,} images): MLP "
+            f"{pct(mlp['accuracy'])} vs Tesseract {pct(tess['accuracy'])} (Tesseract rejects "
+            f"{pct(tess['rejection_rate'])}; {pct(tess['accuracy_answered'])} right when it answers)")
 
 
-def report(payload: dict[str, Any]) -> None:
-    cfg, mlp, tess = payload["config"], payload["mlp"], payload["tesseract"]
-    print_machine(payload["machine"])
-    print(f"\nTest images: {cfg['subset']} of {cfg['test_size_total']:,} in the {cfg['test_set']}")
-    print(f"MLP: {cfg['model']}")
-    print(f"Tesseract {cfg['tesseract_version']}: --psm {cfg['tesseract_setup']['psm']}, whitelist "
-          f"{cfg['tesseract_setup']['whitelist']}, {cfg['workers']} parallel workers\n")
+def markdown(p: dict[str, Any]) -> str:
+    cfg, mlp, tess, agree = p["config"], p["mlp"], p["tesseract"], p["agreement"]
+    setup = cfg["tesseract_setup"]
     rows = [
         ["accuracy (rejections count as errors)", pct(mlp["accuracy"]), pct(tess["accuracy"])],
         ["correct", f"{mlp['correct']:,} / {mlp['n']:,}", f"{tess['correct']:,} / {tess['n']:,}"],
         ["rejection rate (no answer)", pct(mlp["rejection_rate"]), pct(tess["rejection_rate"])],
         ["accuracy when answering", pct(mlp["accuracy_answered"]), pct(tess["accuracy_answered"])],
-        ["ms per image, single call p50", f"{mlp['latency_ms']['p50']:.3f}",
+        ["ms per image, single call (p50)", f"{mlp['latency_ms']['p50']:.3f}",
          f"{tess['latency_ms']['p50']:.1f}"],
         ["ms per image, throughput", f"{mlp['ms_per_image_batch']:.4f} (one batch)",
          f"{tess['ms_per_image_wall']:.1f} ({cfg['workers']} workers)"],
     ]
-    print(table(["", "MLP", "Tesseract"], rows))
-    print()
-    rows = [[name, mlp["per_class"][name]["n"], pct(mlp["per_class"][name]["accuracy"]),
-             pct(tess["per_class"][name]["accuracy"])] for name in mlp["per_class"]]
-    print(table(["class", "images", "MLP", "Tesseract"], rows))
-    a = payload["agreement"]
-    print(f"\nBoth right {a['both_correct']:,}, only MLP {a['only_mlp']:,}, only Tesseract "
-          f"{a['only_tesseract']:,}, neither {a['neither']:,}")
-    if cfg["leakage_warning"]:
-        print(f"WARNING: {cfg['leakage_warning']}")
+    per_class = [[name, mlp["per_class"][name]["n"], pct(mlp["per_class"][name]["accuracy"]),
+                  pct(tess["per_class"][name]["accuracy"])] for name in mlp["per_class"]]
+    return "\n\n".join(filter(None, [
+        f"Test images: {cfg['subset']} of the {cfg['test_size_total']:,} in the {cfg['test_set']}. "
+        f"MLP: {cfg['model']}. Tesseract {cfg['tesseract_version']}: `--psm {setup['psm']}`, "
+        f"whitelist `{setup['whitelist']}`, glyph redrawn dark-on-white at "
+        f"{setup['render']['glyph_height']} px with a {setup['render']['pad']} px margin and blur "
+        f"{setup['render']['blur']} (handwriting.ocr defaults). MLP timed with "
+        f"{cfg['torch_threads']} torch thread(s); Tesseract runs one subprocess per image.",
+        table(["", "MLP", "Tesseract"], rows),
+        f"Both right {agree['both_correct']:,}, only the MLP {agree['only_mlp']:,}, only "
+        f"Tesseract {agree['only_tesseract']:,}, neither {agree['neither']:,}.",
+        cfg.get("leakage_warning") and f"**Warning:** {cfg['leakage_warning']}.",
+        "<details><summary>Per-class accuracy</summary>\n\n"
+        + table(["class", "images", "MLP", "Tesseract"], per_class) + "\n\n</details>",
+    ]))
 
 
-def parser() -> argparse.ArgumentParser:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", choices=("embedded", "mnist"), default="embedded",
                    help="embedded: the packaged data's 1,000-image test split; mnist: official 10k test")
@@ -346,22 +333,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=positive_int, default=20, help="epochs when training here")
     p.add_argument("--save-checkpoint", type=Path, default=None,
                    help="save the MLP trained here (reuse it with --checkpoint)")
-    add_threads(p)
     p.add_argument("--quick", action="store_true",
                    help="tiny smoke run (20 images; 1 epoch if training): checks, not numbers")
-    add_json_out(p)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    add_common(p)
+    args = p.parse_args(argv)
     if args.quick:
         args.limit = min(args.limit or 20, 20)
         args.epochs = 1
     if args.checkpoint is not None and args.train_mlp:
         raise BenchmarkError("use either --checkpoint or --train-mlp, not both")
     payload = run(args)
-    report(payload)
+    print(markdown(payload))
     write_json(args.json_out, payload)
     return 0
 

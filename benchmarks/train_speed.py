@@ -8,50 +8,44 @@ no checkpointing, no progress bar and no validation loop. A third variant, a min
 LightningModule (no torchmetrics, no self.log), separates the framework's own cost
 from MLPClassifier's metric bookkeeping.
 
-    python benchmarks/train_speed.py                       # embedded 8k training split
-    python benchmarks/train_speed.py --data mnist --mnist-dir /path/to/mnist   # 60k
+    python -m benchmarks.train_speed                       # embedded 8k training split
+    python -m benchmarks.train_speed --data mnist --mnist-dir /path/to/mnist   # 60k
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pytorch_lightning as pl
+import torch
+from torch import nn
 
-import pytorch_lightning as pl  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from benchmarks.common import (  # noqa: E402
+from benchmarks.common import (
     NOISE_NOTE,
     BenchmarkError,
-    InMemorySource,
-    WholePoolAsTrain,
-    add_json_out,
-    add_threads,
+    add_common,
     check_mnist_dir,
     int_list,
     load_data_config,
     machine_info,
     positive_int,
-    print_machine,
     quiet_lightning,
     run_main,
     set_threads,
     summarize,
     table,
-    timed,
+    train_only_datamodule,
     write_json,
 )
-from handwriting.data.datamodule import HandwritingDataModule  # noqa: E402
-from handwriting.model import MLPClassifier, build_mlp  # noqa: E402
+from handwriting.model import MLPClassifier, build_mlp
 
 TARGET_RATIO = 1.3
 VARIANTS = ("plain", "lightning", "lightning_minimal")
+NOISY_SPREAD = 2.0  # slowest / fastest repeat of one variant beyond which a run is flagged
 
 
 class MinimalModule(pl.LightningModule):
@@ -71,111 +65,86 @@ class MinimalModule(pl.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.lr)
 
 
-def build_datamodule(data: str, mnist_dir: Path | None, train_size: int | None,
-                     batch_size: int) -> HandwritingDataModule:
-    if data == "mnist":
+def build_datamodule(args: argparse.Namespace) -> Any:
+    """The embedded 8k training split (as training makes it) or all 60k official images,
+    cut to the first ``--train-size`` images when asked."""
+    if args.data == "mnist":
         from handwriting.data.mnist import MNIST
 
-        if mnist_dir is None:
+        if args.mnist_dir is None:
             raise BenchmarkError("--data mnist needs --mnist-dir (a folder with the MNIST files)")
-        source = WholePoolAsTrain(MNIST(cache_dir=str(check_mnist_dir(mnist_dir)), download=False))
-        datamodule = HandwritingDataModule(source, split={"train": None}, batch_size=batch_size)
-        datamodule.setup("fit")
+        train = MNIST(cache_dir=str(check_mnist_dir(args.mnist_dir)), download=False).load().train
     else:
-        datamodule = load_data_config("embedded")
-        datamodule.batch_size = batch_size
-    if train_size is not None:
-        full = datamodule.dataset("train")
-        if train_size > len(full):
-            raise BenchmarkError(
-                f"--train-size {train_size} exceeds the {len(full)} training images of --data {data}"
-            )
-        source = InMemorySource(datamodule.source_name, datamodule.splits.train.images,
-                                datamodule.splits.train.labels)
-        datamodule = HandwritingDataModule(WholePoolAsTrain(source, train_size),
-                                           split={"train": None}, batch_size=batch_size)
-        datamodule.setup("fit")
-    return datamodule
+        train = load_data_config("embedded").splits.train
+    n = args.train_size or len(train)
+    if n > len(train):
+        raise BenchmarkError(f"--train-size {n} exceeds the {len(train)} training images of "
+                             f"--data {args.data}")
+    return train_only_datamodule(train.images[:n], train.labels[:n], args.batch_size)
 
 
-def plain_epoch(datamodule: HandwritingDataModule, hidden: list[int], lr: float, seed: int) -> float:
+def plain_epoch(loader: Any, hidden: list[int], lr: float, seed: int) -> float:
     torch.manual_seed(seed)
     net = build_mlp(784, hidden, 10)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
-    loader = datamodule.train_dataloader()
-
-    def epoch() -> None:
-        net.train()
-        for x, y in loader:
-            optimizer.zero_grad()
-            loss = loss_fn(net(x), y)
-            loss.backward()
-            optimizer.step()
-
-    seconds, _ = timed(epoch)
-    return seconds
+    start = time.perf_counter()
+    net.train()
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss_fn(net(x), y).backward()
+        optimizer.step()
+    return time.perf_counter() - start
 
 
-def lightning_epoch(datamodule: HandwritingDataModule, hidden: list[int], lr: float, seed: int,
-                    minimal: bool) -> float:
+def lightning_epoch(loader: Any, hidden: list[int], lr: float, seed: int, minimal: bool) -> float:
     torch.manual_seed(seed)
-    module: pl.LightningModule = (
-        MinimalModule(hidden, lr) if minimal else MLPClassifier(hidden_sizes=hidden, lr=lr)
-    )
+    module = MinimalModule(hidden, lr) if minimal else MLPClassifier(hidden_sizes=hidden, lr=lr)
     trainer = pl.Trainer(
         max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
         num_sanity_val_steps=0,
     )
-    loader = datamodule.train_dataloader()
-    seconds, _ = timed(lambda: trainer.fit(module, train_dataloaders=loader))
-    return seconds
+    start = time.perf_counter()
+    trainer.fit(module, train_dataloaders=loader)
+    return time.perf_counter() - start
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     quiet_lightning()
     set_threads(args.threads)
-    datamodule = build_datamodule(args.data, args.mnist_dir, args.train_size, args.batch_size)
+    datamodule = build_datamodule(args)
     n_train = len(datamodule.dataset("train"))
     steps = -(-n_train // args.batch_size)
+    hidden, lr, seed = args.hidden_sizes, args.lr, args.seed
     runners = {
-        "plain": lambda: plain_epoch(datamodule, args.hidden_sizes, args.lr, args.seed),
-        "lightning": lambda: lightning_epoch(datamodule, args.hidden_sizes, args.lr, args.seed, False),
-        "lightning_minimal": lambda: lightning_epoch(
-            datamodule, args.hidden_sizes, args.lr, args.seed, True
-        ),
+        "plain": lambda: plain_epoch(datamodule.train_dataloader(), hidden, lr, seed),
+        "lightning": lambda: lightning_epoch(datamodule.train_dataloader(), hidden, lr, seed, False),
+        "lightning_minimal": lambda: lightning_epoch(datamodule.train_dataloader(), hidden, lr,
+                                                     seed, True),
     }
     for _ in range(args.warmup):  # imports, allocator, first-call paths: not measured
         for run_one in runners.values():
             run_one()
     samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for repeat in range(args.repeats):
-        order = VARIANTS if repeat % 2 == 0 else VARIANTS[::-1]  # cancel slow drifts
-        for name in order:
+        for name in VARIANTS if repeat % 2 == 0 else VARIANTS[::-1]:  # cancel slow drifts
             samples[name].append(runners[name]())
-
     results = {}
     for name in VARIANTS:
         stats = summarize(samples[name])
-        results[name] = {
-            **stats,
-            "samples": samples[name],
-            "samples_per_s_median": n_train / stats["median"],
-            "samples_per_s_best": n_train / stats["min"],
-        }
+        results[name] = {**stats, "samples": samples[name],
+                         "samples_per_s_median": n_train / stats["median"],
+                         "samples_per_s_best": n_train / stats["min"]}
     plain, light = results["plain"], results["lightning"]
-    ratio_median = light["median"] / plain["median"]
-    ratio_min = light["min"] / plain["min"]
+    ratio_median, ratio_min = light["median"] / plain["median"], light["min"] / plain["min"]
     return {
         "benchmark": "train_speed",
         "machine": machine_info(),
-        "config": {
-            "data": args.data, "train_size": n_train, "batch_size": args.batch_size,
-            "steps_per_epoch": steps, "hidden_sizes": args.hidden_sizes, "lr": args.lr,
-            "repeats": args.repeats, "warmup": args.warmup,
-            "torch_threads": torch.get_num_threads(),
-        },
+        "config": {"data": args.data, "train_size": n_train, "batch_size": args.batch_size,
+                   "steps_per_epoch": steps, "hidden_sizes": hidden, "lr": lr,
+                   "repeats": args.repeats, "warmup": args.warmup,
+                   "torch_threads": torch.get_num_threads()},
         "results": results,
         "ratio_median": ratio_median,
         "ratio_min": ratio_min,
@@ -188,40 +157,52 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def report(payload: dict[str, Any]) -> None:
-    cfg, res = payload["config"], payload["results"]
-    print_machine(payload["machine"])
-    print(
-        f"\nOne epoch, {cfg['data']} data, {cfg['train_size']:,} images, batch {cfg['batch_size']} "
+def noise_flag(p: dict[str, Any]) -> str:
+    """A warning when one variant's repeats differ so much that the ratios say little."""
+    spread = max(v["max"] / v["min"] for v in p["results"].values())
+    if spread <= NOISY_SPREAD:
+        return ""
+    return (f"**noisy**: one variant's repeats differ up to {spread:.0f}x (other processes "
+            "held the cores), so these ratios say little; trust best-of and the 1-thread row")
+
+
+def headline(p: dict[str, Any]) -> str:
+    minimal_min = p["results"]["lightning_minimal"]["min"] / p["results"]["plain"]["min"]
+    return (f"Lightning/plain epoch time, {p['config']['train_size']:,} images, "
+            f"{p['config']['torch_threads']} thread(s): MLPClassifier {p['ratio_median']:.2f}x "
+            f"median ({p['ratio_min']:.2f}x best-of); minimal LightningModule "
+            f"{p['ratio_minimal_median']:.2f}x median ({minimal_min:.2f}x best-of); target "
+            f"{p['target_ratio']}x" + (f"; {noise_flag(p)}" if noise_flag(p) else ""))
+
+
+def markdown(p: dict[str, Any]) -> str:
+    cfg, res = p["config"], p["results"]
+    labels = {"plain": "plain PyTorch loop", "lightning": "Lightning `fit`, MLPClassifier",
+              "lightning_minimal": "Lightning `fit`, minimal LightningModule"}
+    rows = [[labels[k], f"{v['median']:.3f}", f"{v['min']:.3f}", f"{v['max']:.3f}",
+             v["samples_per_s_median"], f"{v['median'] / res['plain']['median']:.2f}"]
+            for k, v in res.items()]
+    verdict = {True: "met", False: "not met"}
+    return "\n\n".join(filter(None, [
+        f"One epoch of {cfg['train_size']:,} {cfg['data']} images, batch {cfg['batch_size']} "
         f"({cfg['steps_per_epoch']} steps), MLP 784-{'-'.join(map(str, cfg['hidden_sizes']))}-10, "
-        f"Adam; {cfg['repeats']} interleaved repeats after {cfg['warmup']} warm-up, "
-        f"torch threads {cfg['torch_threads']}\n"
-    )
-    labels = {
-        "plain": "plain PyTorch loop",
-        "lightning": "Lightning fit, MLPClassifier",
-        "lightning_minimal": "Lightning fit, minimal module",
-    }
-    rows = [
-        [labels[name], res[name]["median"], res[name]["min"], res[name]["max"],
-         res[name]["samples_per_s_median"], res[name]["median"] / res["plain"]["median"]]
-        for name in VARIANTS
-    ]
-    print(table(["variant", "median s", "min s", "max s", "samples/s (median)", "x plain"], rows))
-    def verdict(ok: bool) -> str:
-        return "within" if ok else "OUTSIDE"
-
-    print(
-        f"\nLightning/plain: {payload['ratio_median']:.2f}x median "
-        f"({verdict(payload['within_target_median'])} the {payload['target_ratio']}x target), "
-        f"{payload['ratio_min']:.2f}x best-of ({verdict(payload['within_target_min'])}); about "
-        f"{payload['overhead_ms_per_step']:.2f} ms of overhead per step (median). Best-of is the "
-        "least disturbed estimate when the machine is busy."
-    )
+        f"Adam; {cfg['repeats']} interleaved repeats after {cfg['warmup']} warm-up; "
+        f"**torch threads: {cfg['torch_threads']}**.",
+        table(["variant", "median s", "min s", "max s", "samples/s (median)", "x plain (median)"],
+              rows),
+        f"**Lightning/plain: {p['ratio_median']:.2f}x median, {p['ratio_min']:.2f}x best-of** "
+        f"(target <= {p['target_ratio']}x: {verdict[p['within_target_median']]} by the median, "
+        f"{verdict[p['within_target_min']]} best-of); {p['overhead_ms_per_step']:.2f} ms extra "
+        "per step (median). The minimal LightningModule (same network and optimizer, no "
+        f"torchmetrics, no `self.log`) takes {p['ratio_minimal_median']:.2f}x plain: the "
+        "framework's own cost. MLPClassifier adds its metric bookkeeping to that.",
+        noise_flag(p),
+    ]))
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", choices=("embedded", "mnist"), default="embedded",
                    help="embedded: the packaged 8k training split; mnist: all 60k official images")
     p.add_argument("--mnist-dir", type=Path, default=None,
@@ -234,22 +215,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden-sizes", type=int_list, default=[128, 128], help="e.g. 128,128")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
-    add_threads(p)
     p.add_argument("--quick", action="store_true",
                    help="tiny smoke run (512 images, 1 repeat, no warm-up): checks, not numbers")
-    add_json_out(p)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    add_common(p)
+    args = p.parse_args(argv)
     if args.quick:
-        args.train_size = args.train_size or 512
-        args.repeats, args.warmup = 1, 0
+        args.train_size, args.repeats, args.warmup = args.train_size or 512, 1, 0
     if args.warmup < 0:
         raise BenchmarkError(f"--warmup must be >= 0, got {args.warmup}")
     payload = run(args)
-    report(payload)
+    print(markdown(payload))
     write_json(args.json_out, payload)
     return 0
 

@@ -1,73 +1,147 @@
-"""Experiment tooling on tiny sizes: RESULTS.md tables from fabricated runs (exact values),
-the experiment registry (commands and configs), and the drawn-digit robustness benchmark
-on a small trained model and 50 digits. Nothing here depends on speed or trains for long."""
+"""Experiment tooling on tiny sizes: every experiment config composes to what it promises
+(the names and what they train kept), RESULTS.md tables from fabricated run files (exact
+values), a real Hydra sweep of one experiment rendered, RedrawnTrainingMix as a data source,
+and the drawn-digit robustness benchmark on a small trained model and 50 digits."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 import torch
 import yaml
 from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from benchmarks import canvas_robustness
 from benchmarks.common import run_main
+from experiments import results
 from handwriting.config import register_configs, validate
 from handwriting.data.embedded import EmbeddedMNIST
 from handwriting.inference import Predictor
 from handwriting.model import MLPClassifier
+from tests.conftest import SHARED_MNIST
 
 ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = ROOT / "experiments" / "experiment"
+PRODUCT = {"reference", "strong_mlp", "app_model"}   # configs for `python train.py +experiment=`
+PARTS = {"research", "redrawn_mix"}                  # included by the research experiments
+RESEARCH = sorted(p.stem for p in EXPERIMENTS.glob("*.yaml") if p.stem not in PRODUCT | PARTS)
 register_configs()
 
 
-def load_script(name: str) -> ModuleType:
-    """experiments/ is a folder of scripts, not a package: import them by path."""
-    experiments = str(ROOT / "experiments")
-    if experiments not in sys.path:
-        sys.path.insert(0, experiments)
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+def composed(*overrides: str, hydra: bool = False):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=["paths.output_dir=/tmp/unused", *overrides],
+                       return_hydra_config=hydra)
 
 
-make_results = load_script("make_results")
-run_experiments = load_script("run_experiments")
+def training(cfg) -> dict:
+    """What a run trains on and with: the config less its name, logging and promotion."""
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    for key in ("experiment_name", "logger", "promote", "hydra"):
+        plain.pop(key, None)
+    return plain
 
 
-# --------------------------------------------------------------------------- make_results
+# --------------------------------------------------------------------------- configs
+
+
+def test_there_are_the_eighteen_research_experiments() -> None:
+    assert len(RESEARCH) == 18 and "reference_mnist" in RESEARCH and "tune_strong_mnist" in RESEARCH
+
+
+@pytest.mark.parametrize("name", RESEARCH)
+def test_every_experiment_composes_as_a_research_sweep(name: str) -> None:
+    cfg = composed(f"+experiment={name}", hydra=True)
+    validate(cfg)
+    assert cfg.experiment_name == name
+    assert cfg.promote.enabled is False and list(cfg.logger) == ["csv"]
+    assert cfg.hydra.sweep.dir.startswith(f"{ROOT}/outputs/experiments/{name}/")
+    assert str(cfg.hydra.sweeper.params.seed) in ("1,2,3", "1")
+    assert results.description(name)  # RESULTS.md says what it is for
+
+
+@pytest.mark.parametrize(("experiment", "same_as"), [
+    ("reference_embedded", ["+experiment=reference"]),
+    ("reference_mnist", ["+experiment=reference", "data=mnist"]),
+    ("strong_tuned_mnist", ["+experiment=strong_mlp", "data=mnist", "trainer.max_epochs=40"]),
+    ("strong_embedded", ["+experiment=strong_mlp", "augment=canvas", "model.dropout=0.2",
+                         "data.redraw=0.0"]),
+    ("default_strong_aug_embedded", ["augment=strong", "data.redraw=0.0"]),
+])
+def test_experiments_train_what_their_names_say(experiment: str, same_as: list[str]) -> None:
+    """Each research experiment trains exactly what the product configs it names train."""
+    assert training(composed(f"+experiment={experiment}")) == training(composed(*same_as))
+
+
+def test_product_experiments_keep_logging_and_promotion() -> None:
+    for name in PRODUCT:
+        cfg = composed(f"+experiment={name}")
+        assert cfg.promote.enabled is True and "wandb" in cfg.logger
+
+
+def test_redrawn_mix_adds_canvas_redraws_to_training_only(tmp_path: Path) -> None:
+    mixed = instantiate(composed("+experiment=default_canvas_redrawn_embedded",
+                                 "data.source.fraction=0.01",
+                                 f"data.source.cache_dir={tmp_path}").data, _convert_="all")
+    mixed.setup("fit")
+    plain = instantiate(composed("+experiment=default_canvas_embedded").data, _convert_="all")
+    plain.setup("fit")
+    assert len(mixed.splits.train) == 8000 + 80 and mixed.source_name == "embedded+redrawn0.01"
+    assert np.array_equal(mixed.splits.train.images[:8000], plain.splits.train.images)
+    assert np.array_equal(mixed.splits.test.images, plain.splits.test.images)
+    assert np.array_equal(mixed.splits.val.labels, plain.splits.val.labels)
+    assert len(list(tmp_path.glob("redrawn_embedded_*.npz"))) == 1  # cached for the next seed
+
+
+@pytest.mark.slow
+def test_a_hydra_sweep_of_an_experiment_renders(tmp_path: Path) -> None:
+    sweep = tmp_path / "default_embedded" / "launch"
+    done = subprocess.run(
+        [sys.executable, "train.py", "-m", "+experiment=default_embedded", "seed=1,2",
+         "trainer.max_epochs=1", "data.split.train=500", "data.split.val=200",
+         "data.split.test=200", f"hydra.sweep.dir={sweep}", "drawn.enabled=false",
+         "report.enabled=false"],
+        cwd=ROOT, env=os.environ | {"PYTHONUNBUFFERED": "1"}, capture_output=True, text=True,
+        timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # Embedded-trained runs scored on the official test set too, where its files are here.
+    official = ["--official-test", str(SHARED_MNIST)] if SHARED_MNIST.is_dir() else []
+    assert results.main(["--output-dir", str(tmp_path), "--out", str(tmp_path / "R.md"),
+                         *official]) == 0
+    text = (tmp_path / "R.md").read_text()
+    headers = cells(text, "| experiment")[0]
+    row = dict(zip(headers, cells(text, "| default_embedded")[0], strict=True))
+    assert row["seeds"] == "2" and row["data (train/val/test)"] == "embedded 500/200/200"
+    assert bool(row["official 10k test %"]) == bool(official)
+    assert "python train.py -m +experiment=default_embedded seed=1,2" in text
+    assert not (ROOT / "outputs" / "experiments" / "default_embedded" / "launch").exists()
+
+
+# --------------------------------------------------------------------------- results
 
 
 def fake_run(run_dir: Path, seed: int, val: float, test: float, seconds: float,
              overrides: list[str], source: str = "mnist", official: float | None = None,
-             epochs: int = 10, best_epoch: int = 7, hidden: tuple[int, ...] = (128, 128),
+             epochs: int = 10, best_epoch: int = 7,
              drawn: tuple[float, float] | None = None) -> None:
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([*overrides, f"seed={seed}"]))
-    summary = {
-        "metrics": {"val/acc": val, "test/acc": test, "train/acc": 0.99, "epochs": float(epochs),
-                    "train_seconds": seconds,
-                    **({"drawn/acc": drawn[0], "drawn/worst_writer_acc": drawn[1]} if drawn else {})},
-        "best_checkpoint": str(run_dir / "checkpoints" / f"epoch{best_epoch - 1:03d}-val_acc{val:.4f}.ckpt"),
-        "config": {"seed": seed, "lr": 0.001,
-                   "model": {"hidden_sizes": list(hidden), "lr": 0.001, "dropout": 0.0,
-                             "batch_norm": False, "scheduler": "none"},
-                   "data": {"batch_size": 128, "augment": None},
-                   "trainer": {"max_epochs": epochs}},
-        "data_fingerprint": "abc",
-        "data_source": source,
-        "sizes": {"train": 55000, "val": 5000, "test": 10000},
-    }
-    (run_dir / "run.json").write_text(json.dumps(summary))
+    metrics = {"val/acc": val, "test/acc": test, "train/acc": 0.99, "epochs": float(epochs),
+               "train_seconds": seconds}
+    if drawn:
+        metrics |= {"drawn/acc": drawn[0], "drawn/worst_writer_acc": drawn[1]}
+    (run_dir / "run.json").write_text(json.dumps({
+        "metrics": metrics, "config": {"seed": seed}, "data_source": source,
+        "best_checkpoint": f"checkpoints/epoch{best_epoch - 1:03d}-val_acc{val:.4f}.ckpt",
+        "sizes": {"train": 55000, "val": 5000, "test": 10000}}))
     if official is not None:
         (run_dir / "official_test.json").write_text(json.dumps({"acc": official, "n": 10000}))
 
@@ -75,113 +149,73 @@ def fake_run(run_dir: Path, seed: int, val: float, test: float, seconds: float,
 @pytest.fixture
 def fabricated(tmp_path: Path) -> Path:
     out = tmp_path / "experiments"
-    ref = ["+experiment=reference", "data=mnist"]
+    sweep = out / "reference_mnist" / "2026-01-01_00-00-00"
     # float32 metrics as Lightning logs them: 0.97 is stored as 0.9699999690055847.
     for i, (seed, val, test, sec) in enumerate([(1, 0.97, 0.9699999690055847, 100.0),
                                                  (2, 0.98, 0.98, 110.0), (3, 0.99, 0.99, 120.0)]):
-        fake_run(out / "reference_mnist" / str(i), seed, val, test, sec, ref)
-    (out / "reference_mnist" / "experiment.json").write_text(json.dumps(
-        {"command": "nice -n 10 python train.py --multirun +experiment=reference data=mnist "
-                    "seed=1,2,3", "threads": 1}))
+        fake_run(sweep / str(i), seed, val, test, sec, ["+experiment=reference_mnist"])
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump(
+        {"hydra": {"overrides": {"task": ["+experiment=reference_mnist", "seed=1,2,3"]}}}))
     # One sweep holding two configurations, trained on embedded data, with cross-evaluation.
-    for i, (hidden, seed, test, official) in enumerate([
-        ((800,), 1, 0.96, 0.95), ((800,), 2, 0.98, 0.97),
-        ((800, 800), 1, 0.90, 0.91),
-    ]):
-        fake_run(out / "arch_pick_embedded" / str(i), seed, 0.9, test, 50.0,
-                 ["+experiment=strong_mlp", f"model.hidden_sizes=[{','.join(map(str, hidden))}]"],
-                 source="embedded", official=official, hidden=hidden)
+    for i, (hidden, seed, test, official) in enumerate([("[800]", 1, 0.96, 0.95),
+                                                          ("[800]", 2, 0.98, 0.97),
+                                                          ("[800,800]", 1, 0.90, 0.91)]):
+        fake_run(out / "arch_pick_embedded" / "x" / str(i), seed, 0.9, test, 50.0,
+                 ["+experiment=arch_pick_embedded", f"model.hidden_sizes={hidden}"],
+                 source="embedded", official=official)
     # The app model: real drawings by held-out writers beside the MNIST test accuracy.
-    for i, (seed, drawn) in enumerate([(1, (0.98, 0.95)), (2, (0.99, 0.96))]):
-        fake_run(out / "app_model" / str(i), seed, 0.99, 0.994, 300.0, ["+experiment=app_model"],
-                 drawn=drawn)
+    for seed, drawn in ((1, (0.98, 0.95)), (2, (0.99, 0.96))):
+        fake_run(out / "app_model" / str(seed), seed, 0.99, 0.994, 300.0,
+                 ["+experiment=app_model"], drawn=drawn)
     return out
 
 
-def test_make_results_tables_hold_the_right_numbers(fabricated: Path, tmp_path: Path) -> None:
+def cells(text: str, start: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+            if line.startswith(start)]
+
+
+def test_results_tables_hold_the_right_numbers(fabricated: Path, tmp_path: Path) -> None:
     target = tmp_path / "RESULTS.md"
-    assert make_results.main(["--output-dir", str(fabricated), "--out", str(target), "--no-machine"]) == 0
+    assert results.main(["--output-dir", str(fabricated), "--out", str(target)]) == 0
     text = target.read_text()
     assert text.startswith("# Experiment results") and "GENERATED" in text
     summary = text.split("## Summary")[1].split("## Per experiment")[0]
-    ref_row = next(line for line in summary.splitlines() if line.startswith("| reference_mnist"))
-    cells = [c.strip() for c in ref_row.strip("|").split("|")]
+    headers = cells(summary, "| experiment")[0]
+    ref = dict(zip(headers, cells(summary, "| reference_mnist")[0], strict=True))
     # val and test 97/98/99 -> mean 98.00, sample std 1.00; min/max; target 97.5 met.
-    assert cells[1] == "mnist 55,000/5,000/10,000" and cells[2] == "3"
-    assert cells[3] == "98.00 ± 1.00" and cells[4] == "98.00 ± 1.00"
-    assert cells[5] == "97.00 / 99.00" and cells[7] == "97.5: met"
-    assert cells[8] == ""  # never scored on real drawings
-    assert cells[9] == "10 (7)" and cells[10] == "110 s (100-120)"
-    app_row = next(line for line in summary.splitlines() if line.startswith("| app_model"))
-    drawn_cell = [c.strip() for c in app_row.strip("|").split("|")][8]
+    assert ref["data (train/val/test)"] == "mnist 55,000/5,000/10,000" and ref["seeds"] == "3"
+    assert ref["val acc %"] == ref["test acc %"] == "98.00 ± 1.00"
+    assert ref["test min / max %"] == "97.00 / 99.00" and ref["target"] == "test/acc 97.5: met"
+    assert ref["real drawings %"] == "" and ref["time / run"] == "110 s (100-120)"
+    app = dict(zip(headers, cells(summary, "| app_model")[0], strict=True))
     # drawn 98/99 -> 98.50 (target 98.5 met), worst writer 95/96 -> 95.50 (target 95 met)
-    assert drawn_cell == "98.50 ± 0.71 (worst writer 95.50 ± 0.71); target 98.5 / 95: met"
+    assert app["real drawings %"] == "98.50 ± 0.71" and app["worst writer %"] == "95.50 ± 0.71"
+    assert app["target"] == ("test/acc 99.3: met; drawn/acc 98.5: met; "
+                             "drawn/worst_writer_acc 95: met")
     # Two configurations in one sweep are two groups, each with its own statistics.
-    rows = [line for line in summary.splitlines() if line.startswith("| arch_pick_embedded")]
-    assert len(rows) == 2
-    one_layer = next(r for r in rows if "[800]`" in r)
-    assert "97.00 ± 1.41" in one_layer  # test 96/98 -> std sqrt(2)
-    assert "96.00 ± 1.41" in one_layer  # official 10k test 95/97
-    two_layer = next(r for r in rows if "[800,800]`" in r)
-    assert "| 90.00 |" in two_layer and "| 91.00 |" in two_layer  # one seed: no spread shown
-    # Per-experiment section: the recorded command and per-seed rows.
+    one, two = (dict(zip(headers, row, strict=True))
+                for row in cells(summary, "| arch_pick_embedded"))
+    assert one["experiment"].endswith("`model.hidden_sizes=[800,800]`")
+    assert one["test acc %"] == "90.00" and one["official 10k test %"] == "91.00"  # one seed
+    assert two["test acc %"] == "97.00 ± 1.41" and two["official 10k test %"] == "96.00 ± 1.41"
+    # Per experiment: what it is for, the launch as Hydra recorded it, per-seed rows.
     section = text.split("### reference_mnist")[1].split("###")[0]
-    assert "OMP_NUM_THREADS=1 nice -n 10 python train.py --multirun +experiment=reference" in section
-    assert "| 2 | 98.00 | 98.00 | 99.00 | 10 | 7 | 110 s | 11.0 |" in section
-    # Registry experiments say how to run them again with today's configs.
-    assert "`python experiments/run_experiments.py --mnist-dir $MNIST run reference_mnist`" in section
-    assert 'data.source.cache_dir="$MNIST"' in section
-    # Commands are rebuilt from Hydra's overrides when run_experiments.py did not record one.
-    assert "model.hidden_sizes=[800]" in text
+    assert "Reference MLP on official MNIST" in section
+    assert "python train.py -m +experiment=reference_mnist seed=1,2,3" in section
+    row = next(r for r in cells(section, "|") if r[1] == "2")
+    assert row[2:] == ["98.00", "98.00", "99.00", "10", "7", "110 s"]
 
 
-def test_make_results_fails_clearly_without_runs(tmp_path: Path, capsys) -> None:
-    assert make_results.main(["--output-dir", str(tmp_path / "missing"), "--no-machine"]) == 2
-    assert "run_experiments.py" in capsys.readouterr().err
+def test_results_fail_clearly_without_runs(tmp_path: Path, capsys) -> None:
+    assert results.main(["--output-dir", str(tmp_path / "missing")]) == 2
+    assert "python train.py -m +experiment=NAME" in capsys.readouterr().err
 
 
-def test_stats_use_the_sample_standard_deviation() -> None:
-    stats = make_results.Stats.of([0.5, None, 0.7, float("nan")])
-    assert stats is not None and stats.n == 2 and stats.mean == pytest.approx(0.6)
-    assert stats.std == pytest.approx(np.std([0.5, 0.7], ddof=1))
-    assert make_results.Stats.of([None]) is None
-
-
-# --------------------------------------------------------------------------- run_experiments
-
-
-def test_run_commands_never_promote_and_sweep_seeds(tmp_path: Path, capsys) -> None:
-    assert run_experiments.main(["--output-dir", str(tmp_path), "--mnist-dir", str(tmp_path),
-                                 "run", "reference_mnist", "strong_mnist", "--dry-run"]) == 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("$ ")]
-    assert len(lines) == 2
-    for line in lines:
-        assert "promote.enabled=false" in line and "logger=csv" in line and "seed=1,2,3" in line
-        assert f"data.source.cache_dir={tmp_path}" in line and line.startswith("$ nice -n 10 ")
-    assert not any(tmp_path.iterdir())  # a dry run creates nothing
-    assert run_experiments.main(["run", "no_such_experiment", "--dry-run"]) == 2
-
-
-def first_value(override: str) -> str:
-    """``key=a,b`` (a Hydra sweep) -> ``key=a``; commas inside [...] belong to one value."""
-    key, _, value = override.partition("=")
-    depth = 0
-    for i, char in enumerate(value):
-        depth += {"[": 1, "]": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            return f"{key}={value[:i]}"
-    return override
-
-
-@pytest.mark.parametrize("name", sorted(run_experiments.EXPERIMENTS))
-def test_every_experiment_composes(name: str) -> None:
-    experiment = run_experiments.EXPERIMENTS[name]
-    args = experiment.train_args((1, 2), None, Path("/tmp/unused"), None)
-    overrides = [first_value(o) for o in args if not o.startswith("hydra.")]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["paths.output_dir=/tmp/unused", *overrides])
-    validate(cfg)
-    assert cfg.promote.enabled is False and list(cfg.logger) == ["csv"]
+@pytest.mark.parametrize(("test_acc", "verdict"), [(0.9929999709129333, "met"), (0.9925, "NOT met")])
+def test_target_is_judged_at_the_precision_shown(tmp_path: Path, test_acc: float, verdict: str) -> None:
+    fake_run(tmp_path / "run", 1, 0.99, test_acc, 1.0, ["+experiment=strong_mnist"])
+    assert results.verdict("strong_mnist", results.read_runs(tmp_path)) == f"test/acc 99.3: {verdict}"
 
 
 # --------------------------------------------------------------------------- W&B sweep
@@ -307,8 +341,8 @@ def test_gap_interval_comes_from_paired_per_digit_differences() -> None:
 
 
 def test_batched_scoring_matches_the_apps_predictor(tiny_checkpoint: Path) -> None:
+    from benchmarks.strokes import redraw_as_strokes
     from handwriting.preprocessing import prepare_canvas
-    from handwriting.strokes import redraw_as_strokes
 
     predictor = Predictor.from_checkpoint(tiny_checkpoint)
     digit = EmbeddedMNIST().load().train.images[0]
@@ -320,10 +354,3 @@ def test_batched_scoring_matches_the_apps_predictor(tiny_checkpoint: Path) -> No
 def test_canvas_robustness_rejects_missing_model(tmp_path: Path, capsys) -> None:
     assert run_main(canvas_robustness.main, ["--model", f"x={tmp_path / 'nope'}"]) == 2
     assert "does not exist" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(("test_acc", "verdict"), [(0.9929999709129333, "met"), (0.9925, "NOT met")])
-def test_target_is_judged_at_the_precision_shown(tmp_path: Path, test_acc: float, verdict: str) -> None:
-    fake_run(tmp_path / "run", 1, 0.99, test_acc, 1.0, ["+experiment=strong_mlp"])
-    group = make_results.Group("strong_mnist", "", [make_results.read_run(tmp_path / "run")])
-    assert make_results.target_cell(group) == f"99.3: {verdict}"

@@ -40,7 +40,7 @@ def run_benchmark(setup: dict[str, Path], *extra: str) -> str:
 
 def rows(text: str) -> dict[str, list[str]]:
     """The main table's rows by model name (first markdown table of the report)."""
-    table = text.split("| model | checkpoint |", 1)[1].split("\n\n", 1)[0]
+    table = text[re.search(r"^\| model +\| checkpoint", text, re.M).start():].split("\n\n", 1)[0]
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
     return {row[0]: row for row in cells}
 
@@ -65,7 +65,7 @@ def test_one_row_per_model_with_numbers_in_range_and_tesseract(setup):
     assert table["file"][-1] == "—"
     assert table[tesseract[0]][2] == "6" and 0.0 <= float(table[tesseract[0]][3]) <= 100.0
     assert "UNIPEN file of your own" in text and "8-bit images, read here as floats): yes" in text
-    assert "python benchmarks/real_drawings.py --model default=" in text
+    assert "python -m benchmarks.real_drawings --model default=" in text
     assert "**Per class" in text and "**Per test writer" in text
 
 

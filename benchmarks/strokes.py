@@ -5,19 +5,22 @@ with a mouse or finger in the app's canvas is a uniform-width, full-colour
 stroke on a (usually transparent) RGBA canvas, typically much larger than
 28x28. ``redraw_as_strokes`` turns a 28x28 digit into such a canvas image by
 thinning it to a one-pixel skeleton and stroking that skeleton with a round
-pen -- the input for the drawn-digit robustness benchmark, and optionally for
-training-side augmentation.
+pen -- the input for the drawn-digit robustness benchmark (canvas_robustness.py) and
+for ``RedrawnTrainingMix``, the data source of the ``*_redrawn_*`` experiments. Research
+code: the product's own training-side redraw is ``handwriting.data.redraw``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from handwriting.preprocessing import prepare_canvas
+from handwriting.preprocessing import BOX, prepare_canvas
 
 Background = str  # "transparent" | "black" | "white"
 _BACKGROUNDS = {"transparent": None, "black": (0, 0, 0), "white": (255, 255, 255)}
@@ -175,10 +178,93 @@ def redraw_as_strokes(
     return out
 
 
-def redraw_dataset(images: np.ndarray, rng: np.random.Generator, **kwargs: object) -> np.ndarray:
-    """Canvas versions of many digits, already through the app's preprocessing:
-    ``(N, 28, 28)`` digits -> ``(N, 28, 28)`` float32 model inputs, as if each digit
-    had been drawn in the app (keyword arguments go to ``redraw_as_strokes``)."""
-    return np.stack(
-        [prepare_canvas(redraw_as_strokes(image, rng, **kwargs)) for image in images]
-    ).astype(np.float32)
+# The app's stroke-width slider runs from 8 to 40 px (default 20) on a 280 px canvas.
+PEN_BUCKETS: tuple[tuple[float, float], ...] = ((8, 14), (14, 20), (20, 28), (28, 40))
+
+
+def _ink_extent(canvas: np.ndarray) -> float:
+    """Longer side of the drawn ink's bounding box (canvas pixels)."""
+    alpha = canvas[..., 3] if canvas[..., 3].min() < 255 else canvas[..., :3].max(axis=2)
+    ys, xs = np.nonzero(alpha > 127)
+    if len(ys) == 0:
+        return float("nan")
+    return float(max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1))
+
+
+def redraw_digits(
+    images: np.ndarray,
+    seed: int = 0,
+    buckets: tuple[tuple[float, float], ...] = PEN_BUCKETS,
+    canvas_size: int = 280,
+    scale_range: tuple[float, float] = (0.3, 0.9),
+    background: str = "black",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Redraw digits as canvas drawings and read them back through the app's preprocessing.
+
+    Digits are spread evenly over the pen-width buckets (seeded shuffle), the pen width is
+    uniform inside the bucket, size and position as ``redraw_as_strokes`` draws them.
+    ``background="black"`` with white ink is what the app's canvas gives. Returns
+    (float32 (N, 28, 28) model inputs, pen width, bucket index, stroke width in the input).
+    """
+    images = np.asarray(images)
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise ValueError(f"expected (N, 28, 28) images, got {images.shape}")
+    rng = np.random.default_rng(seed)
+    n = len(images)
+    bucket = rng.permutation(np.arange(n) % len(buckets)).astype(np.int64)
+    drawn = np.empty((n, 28, 28), dtype=np.float32)
+    pen = np.empty(n, dtype=np.float64)
+    width_in = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        lo, hi = buckets[bucket[i]]
+        pen[i] = rng.uniform(lo, hi)
+        canvas = redraw_as_strokes(
+            images[i], rng, canvas_size=(canvas_size, canvas_size), stroke_width=pen[i],
+            scale_range=scale_range, background=background,
+        )
+        drawn[i] = prepare_canvas(canvas)
+        width_in[i] = pen[i] * BOX / _ink_extent(canvas)
+    return drawn, pen, bucket, width_in
+
+
+class RedrawnTrainingMix:
+    """Data source of the ``*_redrawn_*`` experiments (a training-side fix for drawings that
+    ``data.redraw`` has since replaced): the standard split of ``data`` (conf/data/<data>.yaml),
+    with a ``fraction`` of the training digits added a second time as canvas redraws.
+    Validation and test are untouched, so test accuracy stays comparable with the plain
+    runs. The redraws are cached as .npz in ``cache_dir`` (they cost ~20 ms each). Used
+    with ``data.split.train=null`` (the whole mixed pool is the training set), as
+    experiments/experiment/*_redrawn_*.yaml do.
+    """
+
+    def __init__(self, data: str = "embedded", fraction: float = 0.5, seed: int = 1234,
+                 mnist_dir: str | None = None, cache_dir: str | None = None) -> None:
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        self.data, self.fraction, self.seed = data, float(fraction), int(seed)
+        self.mnist_dir = Path(mnist_dir) if mnist_dir else None
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+
+    def load(self) -> Any:
+        from benchmarks.common import load_data_config
+        from handwriting.data.types import LabeledImages, SourceData
+
+        datamodule = load_data_config(self.data, self.mnist_dir)
+        splits = datamodule.splits
+        train = splits.train
+        count = int(round(self.fraction * len(train)))
+        index = np.sort(np.random.default_rng(self.seed).choice(len(train), count, replace=False))
+        cache = (self.cache_dir / f"redrawn_{self.data}_{datamodule.fingerprint}_{count}_{self.seed}.npz"
+                 if self.cache_dir else None)
+        if cache is not None and cache.is_file():
+            drawn = np.load(cache)["images"]
+        else:
+            inputs = redraw_digits(train.images[index], seed=self.seed)[0]
+            drawn = np.round(inputs * 255).astype(np.uint8)
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                np.savez_compressed(cache, images=drawn)
+        mixed = LabeledImages(np.concatenate([train.images, drawn]),
+                              np.concatenate([train.labels, train.labels[index]]))
+        return SourceData(f"{datamodule.source_name}+redrawn{self.fraction:g}",
+                          tuple(datamodule.classes), train=mixed, val=splits.val, test=splits.test)
