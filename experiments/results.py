@@ -110,7 +110,7 @@ def best_epoch(run: dict[str, Any]) -> str:
 
 COLUMNS = {"val/acc": "val acc %", "test/acc": "test acc %", "official/acc": "official 10k test %",
            "drawn/acc": "real drawings %", "drawn/worst_writer_acc": "worst writer %",
-           "train/acc": "train acc %"}
+           "train_clean/acc": "train acc (clean) %"}
 
 
 def summary_rows(name: str, runs: list[dict[str, Any]]) -> list[list[str]]:
@@ -122,7 +122,7 @@ def summary_rows(name: str, runs: list[dict[str, Any]]) -> list[list[str]]:
     for key, members in sorted(groups.items()):
         test = values(members, "test/acc")
         rows.append([name + (f" `{key}`" if key else ""), data_line(members[0]), len(members),
-                     *(pct(values(members, k)) for k in COLUMNS if k != "train/acc"),
+                     *(pct(values(members, k)) for k in COLUMNS if k != "train_clean/acc"),
                      f"{100 * min(test):.2f} / {100 * max(test):.2f}" if len(test) > 1 else "",
                      verdict(name, members), seconds(values(members, "train_seconds"))])
     return rows
@@ -166,7 +166,7 @@ def render(output_dir: Path) -> str:
     sweeps = {p.name: read_runs(p) for p in sorted(output_dir.iterdir()) if p.is_dir()}
     sweeps = {name: runs for name, runs in sweeps.items() if runs}
     headers = ["experiment", "data (train/val/test)", "seeds",
-               *(v for k, v in COLUMNS.items() if k != "train/acc"), "test min / max %",
+               *(v for k, v in COLUMNS.items() if k != "train_clean/acc"), "test min / max %",
                "target", "time / run"]
     summary = [row for name, runs in sweeps.items() for row in summary_rows(name, runs)]
     out = ["# Experiment results", "",

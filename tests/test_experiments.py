@@ -134,7 +134,7 @@ def fake_run(run_dir: Path, seed: int, val: float, test: float, seconds: float,
              drawn: tuple[float, float] | None = None) -> None:
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([*overrides, f"seed={seed}"]))
-    metrics = {"val/acc": val, "test/acc": test, "train/acc": 0.99, "epochs": float(epochs),
+    metrics = {"val/acc": val, "test/acc": test, "train_clean/acc": 0.99, "epochs": float(epochs),
                "train_seconds": seconds}
     if drawn:
         metrics |= {"drawn/acc": drawn[0], "drawn/worst_writer_acc": drawn[1]}
