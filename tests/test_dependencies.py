@@ -11,7 +11,8 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OWN = {"handwriting", "app"}
+# The package, and the app's page modules (imported by name from app/, beside the script).
+OWN = {"handwriting", "app", *(p.stem for p in (ROOT / "app").glob("*.py"))}
 
 
 def imported_modules() -> dict[str, set[str]]:
