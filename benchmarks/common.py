@@ -65,19 +65,40 @@ def positive_int(text: str) -> int:
     return value
 
 
-def int_list(text: str) -> list[int]:
-    """``"64,128,256"`` -> [64, 128, 256] (each > 0)."""
-    return [positive_int(part) for part in text.split(",") if part.strip()]
-
-
-def add_common(parser: argparse.ArgumentParser, threads: bool = True) -> None:
-    """``--json-out`` and (unless the script sets threads itself) ``--threads``."""
+def cli(doc: str | None, threads: bool = True, json_out: bool = True) -> argparse.ArgumentParser:
+    """A script's parser: its docstring as ``--help``, ``--json-out PATH`` (run_all keeps these)
+    and, unless the script sets threads itself, ``--threads N`` (1 is steadier when busy)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     if threads:
-        parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                            help="torch intra-op threads (default: torch's choice); 1 gives "
-                            "steadier numbers on a busy shared machine")
-    parser.add_argument("--json-out", type=Path, default=None, metavar="PATH",
-                        help="also write the numbers as JSON to PATH (run_all.py keeps these)")
+        p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                       help="torch intra-op threads (default: torch's choice)")
+    if json_out:
+        p.add_argument("--json-out", type=Path, default=None, metavar="PATH",
+                       help="also write the numbers as JSON to PATH")
+    return p
+
+
+def add_data(p: argparse.ArgumentParser) -> None:
+    """``--data embedded|mnist`` and ``--mnist-dir`` (the four official MNIST .gz files)."""
+    p.add_argument("--data", choices=("embedded", "mnist"), default="embedded",
+                   help="embedded: the packaged 10k digits' split; mnist: the official files")
+    p.add_argument("--mnist-dir", type=Path, default=None,
+                   help="folder with the four official MNIST .gz files (for --data mnist)")
+
+
+def add_pendigits(p: argparse.ArgumentParser) -> None:
+    """Where the pen digits are and how many writers are held out (as in training)."""
+    p.add_argument("--pendigits-cache", default=None, help="folder with pendigits-orig.tra")
+    p.add_argument("--unipen-file", default=None, help="your own UNIPEN file instead of UCI's")
+    p.add_argument("--val-writers", type=positive_int, default=4)
+    p.add_argument("--test-writers", type=positive_int, default=6)
+
+
+def finish(payload: dict[str, Any], text: str, json_out: Path | None) -> int:
+    """Print the markdown, write the JSON (with ``--json-out``); exit status 0."""
+    print(text)
+    write_json(json_out, payload)
+    return 0
 
 
 def set_threads(threads: int | None) -> int:

@@ -2,9 +2,9 @@
 versus Tesseract reading the same line, on numbers composed from held-out test digits.
 
 Each image is 2-6 real test digits (``--min-digits``/``--max-digits``) laid side by side
-with a random digit height (``--height``), a small random size change per digit,
+with a random digit height (28-96 px), a small random size change per digit,
 vertical jitter, and a random gap between neighbours that can be negative, so digits
-overlap and touch as in real handwriting. Everything is drawn from ``--seed``: the
+overlap and touch as in real handwriting. Everything is drawn from seed 0: the
 same arguments give the same images.
 
 Scores, for each reader:
@@ -41,7 +41,9 @@ from scipy import ndimage
 
 from benchmarks.common import (
     BenchmarkError,
-    add_common,
+    add_data,
+    cli,
+    finish,
     load_data_config,
     load_predictor,
     machine_info,
@@ -51,13 +53,13 @@ from benchmarks.common import (
     run_main,
     set_threads,
     table,
-    write_json,
 )
 from benchmarks.tesseract_baseline import leakage_warning
 
 LAYOUTS = ("separated", "overlapping boxes", "touching")
 MLP_READER, APART, TESSERACT_READER = ("MLP (segmentation + read_number)",
                                        "MLP on the separate digits", "Tesseract (read_line, psm 7)")
+SEED, HEIGHT, GAP, WORKERS = 0, (28, 96), (-0.15, 0.45), 2  # digit height px; gap in heights
 TEST_SETS = {"embedded": "embedded data's test split (8000/1000/1000, split_seed 0)",
              "mnist": "official MNIST 10k test set (t10k files)"}
 
@@ -299,10 +301,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if list(predictor.classes) != classes:
         raise BenchmarkError(f"the model's classes {predictor.classes} are not the test digits' "
                              f"{classes}: this benchmark composes digit strings")
-    numbers = compose_dataset(images, labels, classes, args.n, seed=args.seed,
-                              digits=(args.min_digits, args.max_digits),
-                              height=(args.min_height, args.max_height),
-                              gap=(args.min_gap, args.max_gap))
+    numbers = compose_dataset(images, labels, classes, args.n, seed=SEED,
+                              digits=(args.min_digits, args.max_digits), height=HEIGHT, gap=GAP)
     version = None if args.no_tesseract else tesseract_version()
     note = ("skipped (--no-tesseract)" if args.no_tesseract else
             "not installed: Tesseract rows left out" if version is None else
@@ -310,7 +310,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results, answers = {}, {}
     for name, reader in readers(predictor, classes, version is not None).items():
         print(f"Reading {len(numbers)} numbers: {name} ...", file=sys.stderr, flush=True)
-        workers = args.workers if name == TESSERACT_READER else 1
+        workers = WORKERS if name == TESSERACT_READER else 1
         answers[name], ms = timed_map(reader, numbers, workers)
         results[name] = {**breakdown(answers[name], numbers), "ms_per_image": percentiles(ms)}
     return {
@@ -318,9 +318,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine_info(),
         "config": {
             "data": args.data, "test_set": test_desc, "test_digits": len(images), "n": args.n,
-            "seed": args.seed, "digits": [args.min_digits, args.max_digits],
-            "digit_height_px": [args.min_height, args.max_height],
-            "gap_in_digit_heights": [args.min_gap, args.max_gap],
+            "seed": SEED, "digits": [args.min_digits, args.max_digits],
+            "digit_height_px": list(HEIGHT), "gap_in_digit_heights": list(GAP),
             "vertical_jitter": 0.12, "per_digit_scale": [0.85, 1.15],
             "model": model_desc, "tesseract": note, "leakage_warning": warning,
             "model_data_source": (predictor.metadata or {}).get("data_source"),
@@ -371,34 +370,19 @@ def markdown(p: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", choices=("embedded", "mnist"), default="embedded",
-                   help="embedded: the packaged data's 1,000-digit test split; mnist: official 10k")
-    p.add_argument("--mnist-dir", type=Path, default=None,
-                   help="folder with the four official MNIST .gz files (for --data mnist)")
+    p = cli(__doc__)
+    add_data(p)
     p.add_argument("--n", type=positive_int, default=300, help="numbers to compose")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--min-digits", type=positive_int, default=2)
     p.add_argument("--max-digits", type=positive_int, default=6)
-    p.add_argument("--min-height", type=positive_int, default=28, help="digit height, px")
-    p.add_argument("--max-height", type=positive_int, default=96)
-    p.add_argument("--min-gap", type=float, default=-0.15,
-                   help="gap between neighbours in digit heights; negative overlaps")
-    p.add_argument("--max-gap", type=float, default=0.45)
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="model checkpoint (default: the promoted model)")
     p.add_argument("--no-tesseract", action="store_true", help="leave Tesseract out")
-    p.add_argument("--workers", type=positive_int, default=2, help="parallel Tesseract processes")
-    add_common(p)
     args = p.parse_args(argv)
-    if not (args.min_digits <= args.max_digits and args.min_height <= args.max_height
-            and args.min_gap <= args.max_gap):
-        raise BenchmarkError("each --min-* must be <= its --max-*")
+    if args.min_digits > args.max_digits:
+        raise BenchmarkError("--min-digits must be <= --max-digits")
     payload = run(args)
-    print(markdown(payload))
-    write_json(args.json_out, payload)
-    return 0
+    return finish(payload, markdown(payload), args.json_out)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ import torch
 from benchmarks.common import (
     NOISE_NOTE,
     BenchmarkError,
-    add_common,
+    add_data,
+    cli,
+    finish,
     load_data_config,
     load_predictor,
     machine_info,
@@ -41,7 +43,6 @@ from benchmarks.common import (
     run_main,
     set_threads,
     table,
-    write_json,
 )
 from handwriting.inference import Predictor, model_from_checkpoint, read_checkpoint
 from handwriting.model_loading import promoted_model_path
@@ -50,6 +51,7 @@ from handwriting.serving import make_reader
 
 REFERENCE = {"hidden_sizes": [128, 128], "lr": 1e-3, "batch_size": 128}
 TRAIN_SEED = 42  # conf/config.yaml's seed
+EPOCHS, WORKERS = 20, 2  # training epochs (best validation epoch kept); Tesseract processes
 
 
 # --------------------------------------------------------------------------- the MLP
@@ -317,35 +319,28 @@ def markdown(p: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", choices=("embedded", "mnist"), default="embedded",
-                   help="embedded: the packaged data's 1,000-image test split; mnist: official 10k test")
-    p.add_argument("--mnist-dir", type=Path, default=None,
-                   help="folder with the four official MNIST .gz files (for --data mnist)")
+    p = cli(__doc__)
+    add_data(p)
     p.add_argument("--limit", type=positive_int, default=None,
                    help="only the first N test images (Tesseract takes ~50-100 ms per image)")
-    p.add_argument("--workers", type=positive_int, default=2, help="parallel Tesseract processes")
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="MLP checkpoint (default: the promoted model, "
                    "$HANDWRITING_MODEL_DIR/model.ckpt or models/promoted/model.ckpt)")
     p.add_argument("--train-mlp", action="store_true",
                    help="train the reference MLP here even if a promoted model exists")
-    p.add_argument("--epochs", type=positive_int, default=20, help="epochs when training here")
     p.add_argument("--save-checkpoint", type=Path, default=None,
                    help="save the MLP trained here (reuse it with --checkpoint)")
     p.add_argument("--quick", action="store_true",
                    help="tiny smoke run (20 images; 1 epoch if training): checks, not numbers")
-    add_common(p)
     args = p.parse_args(argv)
+    args.epochs, args.workers = EPOCHS, WORKERS
     if args.quick:
         args.limit = min(args.limit or 20, 20)
         args.epochs = 1
     if args.checkpoint is not None and args.train_mlp:
         raise BenchmarkError("use either --checkpoint or --train-mlp, not both")
     payload = run(args)
-    print(markdown(payload))
-    write_json(args.json_out, payload)
-    return 0
+    return finish(payload, markdown(payload), args.json_out)
 
 
 if __name__ == "__main__":
