@@ -1,24 +1,12 @@
 """Whole numbers: the MLP (segmentation + one digit at a time, ``handwriting.reading``)
 versus Tesseract reading the same line, on numbers composed from held-out test digits.
 
-Each image is 2-6 real test digits (``--min-digits``/``--max-digits``) laid side by side
-with a random digit height (28-96 px), a small random size change per digit,
-vertical jitter, and a random gap between neighbours that can be negative, so digits
-overlap and touch as in real handwriting. Everything is drawn from seed 0: the
-same arguments give the same images.
-
-Scores, for each reader:
-
-- whole-number accuracy: the string read is exactly right;
-- per-character accuracy: ``1 - edit distance / length`` (Levenshtein, with each image's
-  distance capped at its length so a wildly long answer costs at most the whole number),
-  summed over all images: a missed, extra or wrong digit each costs one character;
-- right length: as many characters as digits (the segmentation found them all).
-
-Broken down by layout: *separated* (no two digit boxes overlap), *overlapping boxes*
-(boxes overlap but ink does not touch) and *touching* (ink of neighbours touches).
-"MLP on the separate digits" is the same model on the individual source digits: the
-gap between it and the MLP row is what segmentation costs.
+Each image is 2-6 real test digits side by side (digit height 28-96 px, size x0.85-1.15
+per digit, vertical jitter, gaps of -0.15 to 0.45 digit heights, so digits may overlap and
+touch), all drawn from seed 0. Per reader: whole number right, per character (1 - edit
+distance / length, each image's distance capped at its length), right length; by layout:
+*separated*, *overlapping boxes* (ink apart), *touching* (ink 8-connected). "MLP on the
+separate digits" reads the source digits alone: its gap to the MLP is what segmentation costs.
 
     python -m benchmarks.multidigit                         # embedded test split, 300 numbers
     python -m benchmarks.multidigit --data mnist --mnist-dir /path/to/mnist --n 1000
@@ -28,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +39,7 @@ from benchmarks.common import (
     run_main,
     set_threads,
     table,
+    timed_map,
 )
 from benchmarks.tesseract_baseline import leakage_warning
 
@@ -272,23 +259,6 @@ def readers(predictor: Any, classes: list[str], tesseract: bool) -> dict[str, Ca
         out[TESSERACT_READER] = lambda item: ("" if (r := reader.read_line(item.image)).rejected
                                               else r.text)
     return out
-
-
-def timed_map(fn: Callable[[Composed], str], numbers: Sequence[Composed],
-              workers: int = 1) -> tuple[list[str], list[float]]:
-    """(answers, milliseconds per image) of ``fn`` over ``numbers``, in order."""
-
-    def one(item: Composed) -> tuple[str, float]:
-        start = time.perf_counter()
-        text = fn(item)
-        return text, (time.perf_counter() - start) * 1000
-
-    if workers == 1:
-        done = [one(item) for item in numbers]
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            done = list(pool.map(one, numbers))
-    return [d[0] for d in done], [d[1] for d in done]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

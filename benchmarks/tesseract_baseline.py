@@ -15,11 +15,9 @@ best-validation epoch of 20) trained here with Lightning on the embedded 8k trai
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -43,10 +41,11 @@ from benchmarks.common import (
     run_main,
     set_threads,
     table,
+    timed_map,
 )
 from handwriting.inference import Predictor, model_from_checkpoint, read_checkpoint
 from handwriting.model_loading import promoted_model_path
-from handwriting.ocr import OcrResult, TesseractReader, TesseractUnavailable, tesseract_version
+from handwriting.ocr import TesseractReader, TesseractUnavailable, tesseract_version
 from handwriting.serving import make_reader
 
 REFERENCE = {"hidden_sizes": [128, 128], "lr": 1e-3, "batch_size": 128}
@@ -105,8 +104,8 @@ def resolve_model(args: argparse.Namespace) -> tuple[Predictor, str]:
             print(f"No promoted model at {path}: training the reference MLP here instead.")
             path = None
     if path is not None:
-        predictor = load_predictor(path)[0]
-        return predictor, f"checkpoint {path} ({describe_checkpoint(predictor)})"
+        predictor, description = load_predictor(path)
+        return predictor, f"checkpoint {description}"
     predictor, meta = train_reference(args.epochs)
     if args.save_checkpoint is not None:
         args.save_checkpoint.parent.mkdir(parents=True, exist_ok=True)
@@ -118,20 +117,6 @@ def resolve_model(args: argparse.Namespace) -> tuple[Predictor, str]:
         f"best validation epoch {meta['metrics']['best_epoch']:.0f} of {args.epochs} "
         f"(val acc {meta['metrics']['val/acc']:.4f})"
     )
-
-
-def describe_checkpoint(predictor: Predictor) -> str:
-    """Architecture plus what the checkpoint says about its training, where it says it."""
-    hidden = "-".join(str(h) for h in predictor.model.hparams["hidden_sizes"])
-    meta, parts = predictor.metadata, [f"MLP 784-{hidden}-{len(predictor.classes)}"]
-    metrics = meta.get("metrics") or {}
-    if meta.get("data_source"):
-        parts.append(f"trained on {str(meta['data_source']).rsplit('.', 1)[-1]}")
-    if "epochs" in metrics:
-        parts.append(f"{metrics['epochs']:.0f} epochs")
-    if "val/acc" in metrics:
-        parts.append(f"val acc {metrics['val/acc']:.4f}")
-    return ", ".join(parts)
 
 
 def leakage_warning(metadata: dict[str, Any], data: str, fingerprint: str) -> str | None:
@@ -196,25 +181,10 @@ def evaluate_mlp(predictor: Predictor, images: np.ndarray, labels: np.ndarray) -
 def evaluate_tesseract(reader: TesseractReader, images: np.ndarray, labels: np.ndarray,
                        classes: list[str], workers: int) -> dict[str, Any]:
     index_of = {name: i for i, name in enumerate(classes)}
-    done = itertools.count(1)  # next() on a count is atomic under the GIL: safe across threads
-    step = max(1, len(images) // 10)
-
-    def read(image: np.ndarray) -> tuple[OcrResult, float]:
-        t0 = time.perf_counter()
-        result = reader.read_char(image)
-        seconds = time.perf_counter() - t0
-        finished = next(done)
-        if len(images) >= 200 and finished % step == 0:
-            print(f"  Tesseract: {finished:,}/{len(images):,} images", file=sys.stderr, flush=True)
-        return result, seconds
-
     start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        outcomes = list(pool.map(read, images))
+    outcomes, latencies = timed_map(reader.read_char, images, workers)
     wall = time.perf_counter() - start
-    predicted = [None if r.rejected else index_of.get(r.text) for r, _ in outcomes]
-    result = scores(predicted, labels, classes)
-    latencies = [s * 1000 for _, s in outcomes]
+    result = scores([None if r.rejected else index_of.get(r.text) for r in outcomes], labels, classes)
     result["ms_per_image_wall"] = wall / len(images) * 1000
     result["latency_ms"] = {**percentiles(latencies), "mean": float(np.mean(latencies))}
     return result
