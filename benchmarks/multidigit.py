@@ -73,21 +73,14 @@ class Composed:
     layout: str  # one of LAYOUTS
 
 
-def random_layout(
-    rng: np.random.Generator,
-    count: int,
-    height: tuple[int, int] = (28, 96),
-    gap: tuple[float, float] = (-0.15, 0.45),
-    jitter: float = 0.12,
-    scale: tuple[float, float] = (0.85, 1.15),
-) -> Layout:
+def random_layout(rng: np.random.Generator, count: int, height: tuple[int, int] = HEIGHT,
+                  gap: tuple[float, float] = GAP, jitter: float = 0.12,
+                  scale: tuple[float, float] = (0.85, 1.15)) -> Layout:
     """A random layout for ``count`` digits (all ranges inclusive, uniform)."""
-    return Layout(
-        height=int(rng.integers(height[0], height[1] + 1)),
-        gaps=tuple(float(g) for g in rng.uniform(*gap, size=count - 1)),
-        shifts=tuple(float(s) for s in rng.uniform(-jitter, jitter, size=count)),
-        scales=tuple(float(s) for s in rng.uniform(*scale, size=count)),
-    )
+    return Layout(height=int(rng.integers(height[0], height[1] + 1)),
+                  gaps=tuple(float(g) for g in rng.uniform(*gap, size=count - 1)),
+                  shifts=tuple(float(s) for s in rng.uniform(-jitter, jitter, size=count)),
+                  scales=tuple(float(s) for s in rng.uniform(*scale, size=count)))
 
 
 def _ink_crop(digit: np.ndarray) -> np.ndarray:
@@ -156,16 +149,10 @@ def _layout_class(masks: Sequence[np.ndarray], gaps_px: Sequence[int]) -> str:
     return "overlapping boxes" if any(g < 0 for g in gaps_px) else "separated"
 
 
-def compose_dataset(
-    images: np.ndarray,
-    labels: np.ndarray,
-    classes: Sequence[str],
-    n: int,
-    seed: int = 0,
-    digits: tuple[int, int] = (2, 6),
-    height: tuple[int, int] = (28, 96),
-    gap: tuple[float, float] = (-0.15, 0.45),
-) -> list[Composed]:
+def compose_dataset(images: np.ndarray, labels: np.ndarray, classes: Sequence[str], n: int,
+                    seed: int = SEED, digits: tuple[int, int] = (2, 6),
+                    height: tuple[int, int] = HEIGHT, gap: tuple[float, float] = GAP
+                    ) -> list[Composed]:
     """``n`` numbers of real test digits; deterministic for a given seed and data."""
     rng = np.random.default_rng(seed)
     out = []
@@ -197,17 +184,13 @@ def score(predicted: Sequence[str], truth: Sequence[str]) -> dict[str, Any]:
     if not truth:
         return {"n": 0, "whole_accuracy": None, "char_accuracy": None,
                 "right_length": None, "empty": None}
-    errors = sum(min(levenshtein(p, t), len(t)) for p, t in zip(predicted, truth, strict=True))
-    chars = sum(len(t) for t in truth)
-    n = len(truth)
-    return {
-        "n": n,
-        "whole_correct": sum(p == t for p, t in zip(predicted, truth, strict=True)),
-        "whole_accuracy": sum(p == t for p, t in zip(predicted, truth, strict=True)) / n,
-        "char_accuracy": 1.0 - errors / chars,
-        "right_length": sum(len(p) == len(t) for p, t in zip(predicted, truth, strict=True)) / n,
-        "empty": sum(not p for p in predicted) / n,
-    }
+    pairs, n = list(zip(predicted, truth, strict=True)), len(truth)
+    errors = sum(min(levenshtein(p, t), len(t)) for p, t in pairs)
+    whole = sum(p == t for p, t in pairs)
+    return {"n": n, "whole_correct": whole, "whole_accuracy": whole / n,
+            "char_accuracy": 1.0 - errors / sum(len(t) for t in truth),
+            "right_length": sum(len(p) == len(t) for p, t in pairs) / n,
+            "empty": sum(not p for p in predicted) / n}
 
 
 def breakdown(predicted: Sequence[str], numbers: Sequence[Composed]) -> dict[str, dict[str, Any]]:

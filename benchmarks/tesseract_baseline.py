@@ -53,8 +53,6 @@ TRAIN_SEED = 42  # conf/config.yaml's seed
 EPOCHS, WORKERS = 20, 2  # training epochs (best validation epoch kept); Tesseract processes
 
 
-# --------------------------------------------------------------------------- the MLP
-
 
 def train_reference(epochs: int, seed: int = TRAIN_SEED) -> tuple[Predictor, dict[str, Any]]:
     """Train the reference MLP on the embedded 8k split (conf/data/embedded.yaml) with
@@ -72,12 +70,9 @@ def train_reference(epochs: int, seed: int = TRAIN_SEED) -> tuple[Predictor, dic
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint_cb = ModelCheckpoint(dirpath=tmp, monitor="val/acc", mode="max", save_top_k=1)
-        trainer = pl.Trainer(
-            max_epochs=epochs, accelerator="cpu", devices=1, deterministic=True, logger=False,
-            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-            callbacks=[checkpoint_cb],
-        )
-        trainer.fit(model, datamodule=datamodule)
+        pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, deterministic=True,
+                   logger=False, enable_progress_bar=False, enable_model_summary=False,
+                   num_sanity_val_steps=0, callbacks=[checkpoint_cb]).fit(model, datamodule=datamodule)
         best = model_from_checkpoint(read_checkpoint(checkpoint_cb.best_model_path))
         best_epoch = int(torch.load(checkpoint_cb.best_model_path, map_location="cpu",
                                     weights_only=True)["epoch"])
@@ -137,8 +132,6 @@ def leakage_warning(metadata: dict[str, Any], data: str, fingerprint: str) -> st
     return "the checkpoint does not record MNIST-based training data; overlap cannot be ruled out"
 
 
-# --------------------------------------------------------------------------- evaluation
-
 
 def scores(predicted: list[int | None], labels: np.ndarray, classes: list[str]) -> dict[str, Any]:
     """Accuracy counting rejections as errors, rejection rate, accuracy on answered images,
@@ -151,16 +144,10 @@ def scores(predicted: list[int | None], labels: np.ndarray, classes: list[str]) 
         mask = labels == index
         per_class[name] = {"n": int(mask.sum()),
                            "accuracy": float(correct[mask].mean()) if mask.any() else None}
-    return {
-        "n": len(labels),
-        "correct": int(correct.sum()),
-        "accuracy": float(correct.mean()),
-        "rejected": int((~answered).sum()),
-        "rejection_rate": float((~answered).mean()),
-        "accuracy_answered": float(correct[answered].mean()) if answered.any() else None,
-        "per_class": per_class,
-        "_correct_mask": correct,
-    }
+    return {"n": len(labels), "correct": int(correct.sum()), "accuracy": float(correct.mean()),
+            "rejected": int((~answered).sum()), "rejection_rate": float((~answered).mean()),
+            "accuracy_answered": float(correct[answered].mean()) if answered.any() else None,
+            "per_class": per_class, "_correct_mask": correct}
 
 
 def evaluate_mlp(predictor: Predictor, images: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
@@ -216,17 +203,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tess = evaluate_tesseract(reader, images, labels, classes, args.workers)
     except TesseractUnavailable as error:
         raise BenchmarkError(str(error)) from error
-    both = mlp.pop("_correct_mask"), tess.pop("_correct_mask")
-    agreement = {
-        "both_correct": int((both[0] & both[1]).sum()),
-        "only_mlp": int((both[0] & ~both[1]).sum()),
-        "only_tesseract": int((~both[0] & both[1]).sum()),
-        "neither": int((~both[0] & ~both[1]).sum()),
-    }
-    test_desc = (
-        "embedded data's test split (conf/data/embedded.yaml: 8000/1000/1000, split_seed 0)"
-        if args.data == "embedded" else "official MNIST 10k test set (t10k files)"
-    )
+    m, t = mlp.pop("_correct_mask"), tess.pop("_correct_mask")
+    agreement = {"both_correct": int((m & t).sum()), "only_mlp": int((m & ~t).sum()),
+                 "only_tesseract": int((~m & t).sum()), "neither": int((~m & ~t).sum())}
+    test_desc = ("embedded data's test split (conf/data/embedded.yaml: 8000/1000/1000, split_seed 0)"
+                 if args.data == "embedded" else "official MNIST 10k test set (t10k files)")
     return {
         "benchmark": "tesseract_baseline",
         "machine": machine_info(),
