@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "prediction": {"label": prediction.label, "confidence": prediction.confidence},
         "runs": runs,
-        # Headline: the first setting (torch's default unless --threads says otherwise).
+        # Headline: the first setting, torch's default thread count.
         "latency_ms": runs[0]["latency_ms"],
         "throughput": runs[0]["throughput"],
         "target_p50_ms": TARGET_P50_MS,
