@@ -17,8 +17,10 @@ import os
 import platform
 import statistics
 import sys
+import time
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +57,6 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", module="pytorch_lightning|lightning_fabric|torchmetrics")
 
 
-# --------------------------------------------------------------------------- arguments
-
 
 def positive_int(text: str) -> int:
     value = int(text)
@@ -65,19 +65,40 @@ def positive_int(text: str) -> int:
     return value
 
 
-def int_list(text: str) -> list[int]:
-    """``"64,128,256"`` -> [64, 128, 256] (each > 0)."""
-    return [positive_int(part) for part in text.split(",") if part.strip()]
-
-
-def add_common(parser: argparse.ArgumentParser, threads: bool = True) -> None:
-    """``--json-out`` and (unless the script sets threads itself) ``--threads``."""
+def cli(doc: str | None, threads: bool = True, json_out: bool = True) -> argparse.ArgumentParser:
+    """A script's parser: its docstring as ``--help``, ``--json-out PATH`` (run_all keeps these)
+    and, unless the script sets threads itself, ``--threads N`` (1 is steadier when busy)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     if threads:
-        parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                            help="torch intra-op threads (default: torch's choice); 1 gives "
-                            "steadier numbers on a busy shared machine")
-    parser.add_argument("--json-out", type=Path, default=None, metavar="PATH",
-                        help="also write the numbers as JSON to PATH (run_all.py keeps these)")
+        p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                       help="torch intra-op threads (default: torch's choice)")
+    if json_out:
+        p.add_argument("--json-out", type=Path, default=None, metavar="PATH",
+                       help="also write the numbers as JSON to PATH")
+    return p
+
+
+def add_data(p: argparse.ArgumentParser) -> None:
+    """``--data embedded|mnist`` and ``--mnist-dir`` (the four official MNIST .gz files)."""
+    p.add_argument("--data", choices=("embedded", "mnist"), default="embedded",
+                   help="embedded: the packaged 10k digits' split; mnist: the official files")
+    p.add_argument("--mnist-dir", type=Path, default=None,
+                   help="folder with the four official MNIST .gz files (for --data mnist)")
+
+
+def add_pendigits(p: argparse.ArgumentParser) -> None:
+    """Where the pen digits are and how many writers are held out (as in training)."""
+    p.add_argument("--pendigits-cache", default=None, help="folder with pendigits-orig.tra")
+    p.add_argument("--unipen-file", default=None, help="your own UNIPEN file instead of UCI's")
+    p.add_argument("--val-writers", type=positive_int, default=4)
+    p.add_argument("--test-writers", type=positive_int, default=6)
+
+
+def finish(payload: dict[str, Any], text: str, json_out: Path | None) -> int:
+    """Print the markdown, write the JSON (with ``--json-out``); exit status 0."""
+    print(text)
+    write_json(json_out, payload)
+    return 0
 
 
 def set_threads(threads: int | None) -> int:
@@ -88,8 +109,6 @@ def set_threads(threads: int | None) -> int:
         torch.set_num_threads(threads)
     return torch.get_num_threads()
 
-
-# --------------------------------------------------------------------------- machine
 
 
 def load_average() -> list[float] | None:
@@ -105,27 +124,18 @@ def machine_info() -> dict[str, Any]:
     import pytorch_lightning as pl
     import torch
 
-    cpu, memory = platform.processor() or platform.machine(), None
-    for path, key in (("/proc/cpuinfo", "model name"), ("/proc/meminfo", "MemTotal")):
-        try:
-            line = next(x for x in Path(path).read_text().splitlines() if x.startswith(key))
-        except (OSError, StopIteration):
-            continue
-        if key == "model name":
-            cpu = line.split(":", 1)[1].strip()
-        else:
-            memory = round(int(line.split()[1]) / 1024**2, 1)
+    cpu, memory = _proc_field("/proc/cpuinfo", "model name"), _proc_field("/proc/meminfo", "MemTotal")
     return {
-        "cpu": cpu, "cores": len(os.sched_getaffinity(0)), "cpu_count": os.cpu_count(),
-        "memory_gib": memory, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+        "cpu": cpu.split(":", 1)[1].strip() if cpu else platform.processor() or platform.machine(),
+        "cores": len(os.sched_getaffinity(0)), "cpu_count": os.cpu_count(),
+        "memory_gib": round(int(memory.split()[1]) / 1024**2, 1) if memory else None,
+        "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
         "lightning": pl.__version__, "numpy": np.__version__,
         "python": platform.python_version(), "platform": platform.platform(),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "load_average": load_average(),
     }
 
-
-# --------------------------------------------------------------------------- measuring
 
 
 def summarize(samples: Sequence[float]) -> dict[str, float]:
@@ -140,13 +150,34 @@ def percentiles(samples: Sequence[float], qs: Sequence[float] = (50, 95, 99)) ->
     return {f"p{q:g}": float(np.percentile(np.asarray(samples, dtype=np.float64), q)) for q in qs}
 
 
-def _status_mib(field: str) -> float | None:
+def timed_map(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 1
+              ) -> tuple[list[Any], list[float]]:
+    """(``fn`` of each item, in order; milliseconds each call took), ``workers`` threads."""
+
+    def one(item: Any) -> tuple[Any, float]:
+        start = time.perf_counter()
+        out = fn(item)
+        return out, (time.perf_counter() - start) * 1000
+
+    if workers == 1:
+        done = [one(item) for item in items]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            done = list(pool.map(one, items))
+    return [d[0] for d in done], [d[1] for d in done]
+
+
+def _proc_field(path: str, key: str) -> str | None:
+    """The first line of a /proc file starting with ``key`` (None where there is none)."""
     try:
-        line = next(x for x in Path("/proc/self/status").read_text().splitlines()
-                    if x.startswith(field + ":"))
+        return next(x for x in Path(path).read_text().splitlines() if x.startswith(key))
     except (OSError, StopIteration):
         return None
-    return int(line.split()[1]) / 1024
+
+
+def _status_mib(field: str) -> float | None:
+    line = _proc_field("/proc/self/status", field + ":")
+    return None if line is None else int(line.split()[1]) / 1024
 
 
 class PeakMemory:
@@ -168,8 +199,6 @@ class PeakMemory:
         if self.reset_ok and peak is not None and self.start_mib is not None:
             self.delta_mib = max(0.0, peak - self.start_mib)
 
-
-# --------------------------------------------------------------------------- data
 
 
 def check_mnist_dir(path: Path | str) -> Path:
@@ -201,8 +230,8 @@ def load_data_config(name: str, mnist_dir: Path | None = None, stage: str = "fit
 
 
 def load_predictor(path: Path | str | None) -> tuple[Any, str]:
-    """(predictor, "PATH (MLP 784-...-10, val acc ...)") of a checkpoint, the promoted model
-    when ``path`` is None; an unloadable file is a BenchmarkError."""
+    """(predictor, "PATH (MLP 784-...-10, trained on ..., N epochs, val acc ...)") of a
+    checkpoint, the promoted model when ``path`` is None; unloadable: a BenchmarkError."""
     from handwriting.inference import ModelLoadError, Predictor
     from handwriting.model_loading import promoted_model_path
 
@@ -212,9 +241,15 @@ def load_predictor(path: Path | str | None) -> tuple[Any, str]:
     except ModelLoadError as error:  # includes "no such file"
         raise BenchmarkError(str(error)) from error
     hidden = "-".join(str(h) for h in predictor.model.hparams["hidden_sizes"])
-    val = ((predictor.metadata or {}).get("metrics") or {}).get("val/acc")
-    val_text = f", val acc {val:.4f}" if val is not None else ""
-    return predictor, f"{path} (MLP 784-{hidden}-{len(predictor.classes)}{val_text})"
+    meta = predictor.metadata or {}
+    metrics, parts = meta.get("metrics") or {}, [f"MLP 784-{hidden}-{len(predictor.classes)}"]
+    if meta.get("data_source"):
+        parts.append(f"trained on {str(meta['data_source']).rsplit('.', 1)[-1]}")
+    if "epochs" in metrics:
+        parts.append(f"{metrics['epochs']:.0f} epochs")
+    if "val/acc" in metrics:
+        parts.append(f"val acc {metrics['val/acc']:.4f}")
+    return predictor, f"{path} ({', '.join(parts)})"
 
 
 def train_only_datamodule(images: np.ndarray, labels: np.ndarray, batch_size: int) -> Any:
@@ -237,8 +272,6 @@ def train_only_datamodule(images: np.ndarray, labels: np.ndarray, batch_size: in
     datamodule.setup("fit")
     return datamodule
 
-
-# --------------------------------------------------------------------------- output
 
 
 def pct(value: float | None, digits: int = 1) -> str:

@@ -14,7 +14,6 @@ classifier's own calibrated top probability and its energy (log-sum-exp of the l
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import logsumexp
 
-from benchmarks.common import positive_int, run_main, table
+from benchmarks.common import add_pendigits, cli, positive_int, run_main, table
 from handwriting.calibration import reliability_bins, softmax
 from handwriting.confidence import HOLDOUT, ConfidenceFit, logits_of, score
 from handwriting.data.embedded import EmbeddedMNIST
@@ -58,12 +57,9 @@ def reliability_plot(raw: np.ndarray, calibrated: np.ndarray, labels: np.ndarray
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli(__doc__, threads=False, json_out=False)  # the JSON goes beside --out
     parser.add_argument("--model", type=Path, required=True, help="a checkpoint or a promoted dir")
-    parser.add_argument("--pendigits-cache", default=None, help="folder with pendigits-orig.tra")
-    parser.add_argument("--unipen-file", default=None, help="your own UNIPEN file instead of UCI's")
-    parser.add_argument("--val-writers", type=positive_int, default=4)
-    parser.add_argument("--test-writers", type=positive_int, default=6)
+    add_pendigits(parser)
     parser.add_argument("--junk", type=positive_int, default=2000, help="test junk inputs")
     parser.add_argument("--junk-count", type=positive_int, default=12000,
                         help="training junk for the detector (as conf/config.yaml)")

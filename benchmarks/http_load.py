@@ -11,7 +11,7 @@ Latency does not depend on the weights, only on the architecture, so without ``-
 report says so.
 
     python -m benchmarks.http_load        # 1000 requests per upload size (28, 280 px) and clients (1, 4)
-    python -m benchmarks.http_load --model models/promoted --sizes 280 --concurrency 1,2,8
+    python -m benchmarks.http_load --model models/promoted
 """
 
 from __future__ import annotations
@@ -38,11 +38,9 @@ from benchmarks.common import (
     NOISE_NOTE,
     ROOT,
     BenchmarkError,
-    add_common,
-    int_list,
+    cli,
     machine_info,
     percentiles,
-    positive_int,
     run_main,
     table,
     write_json,
@@ -53,6 +51,9 @@ from handwriting.promotion import default_promoted_dir
 
 TARGET_P50_MS = 5.0
 WARMUP = 50
+# Per upload size (28: an MNIST-sized digit; 280: the app's canvas) and number of clients:
+# requests, capped at MAX_SECONDS; the server runs THREADS torch thread(s).
+SIZES, CONCURRENCY, REQUESTS, MAX_SECONDS, THREADS = (28, 280), (1, 4), 1000, 60.0, 1
 HEADERS = ["upload px", "clients", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms",
            "server CPU ms/req"]
 
@@ -253,22 +254,14 @@ Target: p50 <= {TARGET_P50_MS:g} ms per single-digit request with one client: {v
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli(__doc__, threads=False)
     parser.add_argument("--model", default=None, help="model.ckpt or a promoted dir")
-    parser.add_argument("--requests", type=positive_int, default=1000, help="per size and concurrency")
-    parser.add_argument("--concurrency", type=int_list, default=[1, 4], help="e.g. 1,4")
-    parser.add_argument("--sizes", type=int_list, default=[28, 280],
-                        help="upload sides in px (28: an MNIST-sized digit; 280: the app's canvas)")
-    parser.add_argument("--threads", type=positive_int, default=1, help="server torch threads")
-    parser.add_argument("--max-seconds", type=float, default=60.0, help="cap per level")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "HTTP_LOAD.md",
                         help="Markdown report ('-': none)")
     parser.add_argument("--quick", action="store_true", help="100 requests per level (smoke test)")
-    add_common(parser, threads=False)
     args = parser.parse_args(argv)
     args.argv = list(argv if argv is not None else sys.argv[1:])
-    if args.quick:
-        args.requests = min(args.requests, 100)
+    args.requests, args.threads = (100 if args.quick else REQUESTS), THREADS
     info = machine_info()
     with tempfile.TemporaryDirectory() as workdir:
         model, description = model_file(args.model, Path(workdir))
@@ -277,12 +270,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             levels, stages = [], {}
             torch.set_num_threads(args.threads)
-            for size in args.sizes:
+            for size in SIZES:
                 uploads = digit_uploads(200, size)
                 stages[size] = stage_times(model, uploads)
                 client(port, uploads, WARMUP, 0, time.monotonic() + 60, [], [])
-                for c in args.concurrency:
-                    level = load_level(port, uploads, args.requests, c, args.max_seconds, server.pid)
+                for c in CONCURRENCY:
+                    level = load_level(port, uploads, args.requests, c, MAX_SECONDS, server.pid)
                     levels.append({"size": size, **level})
         finally:
             server.terminate()

@@ -1,24 +1,12 @@
 """Whole numbers: the MLP (segmentation + one digit at a time, ``handwriting.reading``)
 versus Tesseract reading the same line, on numbers composed from held-out test digits.
 
-Each image is 2-6 real test digits (``--min-digits``/``--max-digits``) laid side by side
-with a random digit height (``--height``), a small random size change per digit,
-vertical jitter, and a random gap between neighbours that can be negative, so digits
-overlap and touch as in real handwriting. Everything is drawn from ``--seed``: the
-same arguments give the same images.
-
-Scores, for each reader:
-
-- whole-number accuracy: the string read is exactly right;
-- per-character accuracy: ``1 - edit distance / length`` (Levenshtein, with each image's
-  distance capped at its length so a wildly long answer costs at most the whole number),
-  summed over all images: a missed, extra or wrong digit each costs one character;
-- right length: as many characters as digits (the segmentation found them all).
-
-Broken down by layout: *separated* (no two digit boxes overlap), *overlapping boxes*
-(boxes overlap but ink does not touch) and *touching* (ink of neighbours touches).
-"MLP on the separate digits" is the same model on the individual source digits: the
-gap between it and the MLP row is what segmentation costs.
+Each image is 2-6 real test digits side by side (digit height 28-96 px, size x0.85-1.15
+per digit, vertical jitter, gaps of -0.15 to 0.45 digit heights, so digits may overlap and
+touch), all drawn from seed 0. Per reader: whole number right, per character (1 - edit
+distance / length, each image's distance capped at its length), right length; by layout:
+*separated*, *overlapping boxes* (ink apart), *touching* (ink 8-connected). "MLP on the
+separate digits" reads the source digits alone: its gap to the MLP is what segmentation costs.
 
     python -m benchmarks.multidigit                         # embedded test split, 300 numbers
     python -m benchmarks.multidigit --data mnist --mnist-dir /path/to/mnist --n 1000
@@ -28,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +27,9 @@ from scipy import ndimage
 
 from benchmarks.common import (
     BenchmarkError,
-    add_common,
+    add_data,
+    cli,
+    finish,
     load_data_config,
     load_predictor,
     machine_info,
@@ -51,13 +39,14 @@ from benchmarks.common import (
     run_main,
     set_threads,
     table,
-    write_json,
+    timed_map,
 )
 from benchmarks.tesseract_baseline import leakage_warning
 
 LAYOUTS = ("separated", "overlapping boxes", "touching")
 MLP_READER, APART, TESSERACT_READER = ("MLP (segmentation + read_number)",
                                        "MLP on the separate digits", "Tesseract (read_line, psm 7)")
+SEED, HEIGHT, GAP, WORKERS = 0, (28, 96), (-0.15, 0.45), 2  # digit height px; gap in heights
 TEST_SETS = {"embedded": "embedded data's test split (8000/1000/1000, split_seed 0)",
              "mnist": "official MNIST 10k test set (t10k files)"}
 
@@ -84,21 +73,14 @@ class Composed:
     layout: str  # one of LAYOUTS
 
 
-def random_layout(
-    rng: np.random.Generator,
-    count: int,
-    height: tuple[int, int] = (28, 96),
-    gap: tuple[float, float] = (-0.15, 0.45),
-    jitter: float = 0.12,
-    scale: tuple[float, float] = (0.85, 1.15),
-) -> Layout:
+def random_layout(rng: np.random.Generator, count: int, height: tuple[int, int] = HEIGHT,
+                  gap: tuple[float, float] = GAP, jitter: float = 0.12,
+                  scale: tuple[float, float] = (0.85, 1.15)) -> Layout:
     """A random layout for ``count`` digits (all ranges inclusive, uniform)."""
-    return Layout(
-        height=int(rng.integers(height[0], height[1] + 1)),
-        gaps=tuple(float(g) for g in rng.uniform(*gap, size=count - 1)),
-        shifts=tuple(float(s) for s in rng.uniform(-jitter, jitter, size=count)),
-        scales=tuple(float(s) for s in rng.uniform(*scale, size=count)),
-    )
+    return Layout(height=int(rng.integers(height[0], height[1] + 1)),
+                  gaps=tuple(float(g) for g in rng.uniform(*gap, size=count - 1)),
+                  shifts=tuple(float(s) for s in rng.uniform(-jitter, jitter, size=count)),
+                  scales=tuple(float(s) for s in rng.uniform(*scale, size=count)))
 
 
 def _ink_crop(digit: np.ndarray) -> np.ndarray:
@@ -167,16 +149,10 @@ def _layout_class(masks: Sequence[np.ndarray], gaps_px: Sequence[int]) -> str:
     return "overlapping boxes" if any(g < 0 for g in gaps_px) else "separated"
 
 
-def compose_dataset(
-    images: np.ndarray,
-    labels: np.ndarray,
-    classes: Sequence[str],
-    n: int,
-    seed: int = 0,
-    digits: tuple[int, int] = (2, 6),
-    height: tuple[int, int] = (28, 96),
-    gap: tuple[float, float] = (-0.15, 0.45),
-) -> list[Composed]:
+def compose_dataset(images: np.ndarray, labels: np.ndarray, classes: Sequence[str], n: int,
+                    seed: int = SEED, digits: tuple[int, int] = (2, 6),
+                    height: tuple[int, int] = HEIGHT, gap: tuple[float, float] = GAP
+                    ) -> list[Composed]:
     """``n`` numbers of real test digits; deterministic for a given seed and data."""
     rng = np.random.default_rng(seed)
     out = []
@@ -208,17 +184,13 @@ def score(predicted: Sequence[str], truth: Sequence[str]) -> dict[str, Any]:
     if not truth:
         return {"n": 0, "whole_accuracy": None, "char_accuracy": None,
                 "right_length": None, "empty": None}
-    errors = sum(min(levenshtein(p, t), len(t)) for p, t in zip(predicted, truth, strict=True))
-    chars = sum(len(t) for t in truth)
-    n = len(truth)
-    return {
-        "n": n,
-        "whole_correct": sum(p == t for p, t in zip(predicted, truth, strict=True)),
-        "whole_accuracy": sum(p == t for p, t in zip(predicted, truth, strict=True)) / n,
-        "char_accuracy": 1.0 - errors / chars,
-        "right_length": sum(len(p) == len(t) for p, t in zip(predicted, truth, strict=True)) / n,
-        "empty": sum(not p for p in predicted) / n,
-    }
+    pairs, n = list(zip(predicted, truth, strict=True)), len(truth)
+    errors = sum(min(levenshtein(p, t), len(t)) for p, t in pairs)
+    whole = sum(p == t for p, t in pairs)
+    return {"n": n, "whole_correct": whole, "whole_accuracy": whole / n,
+            "char_accuracy": 1.0 - errors / sum(len(t) for t in truth),
+            "right_length": sum(len(p) == len(t) for p, t in pairs) / n,
+            "empty": sum(not p for p in predicted) / n}
 
 
 def breakdown(predicted: Sequence[str], numbers: Sequence[Composed]) -> dict[str, dict[str, Any]]:
@@ -272,23 +244,6 @@ def readers(predictor: Any, classes: list[str], tesseract: bool) -> dict[str, Ca
     return out
 
 
-def timed_map(fn: Callable[[Composed], str], numbers: Sequence[Composed],
-              workers: int = 1) -> tuple[list[str], list[float]]:
-    """(answers, milliseconds per image) of ``fn`` over ``numbers``, in order."""
-
-    def one(item: Composed) -> tuple[str, float]:
-        start = time.perf_counter()
-        text = fn(item)
-        return text, (time.perf_counter() - start) * 1000
-
-    if workers == 1:
-        done = [one(item) for item in numbers]
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            done = list(pool.map(one, numbers))
-    return [d[0] for d in done], [d[1] for d in done]
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from handwriting.ocr import tesseract_version
 
@@ -299,10 +254,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if list(predictor.classes) != classes:
         raise BenchmarkError(f"the model's classes {predictor.classes} are not the test digits' "
                              f"{classes}: this benchmark composes digit strings")
-    numbers = compose_dataset(images, labels, classes, args.n, seed=args.seed,
-                              digits=(args.min_digits, args.max_digits),
-                              height=(args.min_height, args.max_height),
-                              gap=(args.min_gap, args.max_gap))
+    numbers = compose_dataset(images, labels, classes, args.n, seed=SEED,
+                              digits=(args.min_digits, args.max_digits), height=HEIGHT, gap=GAP)
     version = None if args.no_tesseract else tesseract_version()
     note = ("skipped (--no-tesseract)" if args.no_tesseract else
             "not installed: Tesseract rows left out" if version is None else
@@ -310,7 +263,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results, answers = {}, {}
     for name, reader in readers(predictor, classes, version is not None).items():
         print(f"Reading {len(numbers)} numbers: {name} ...", file=sys.stderr, flush=True)
-        workers = args.workers if name == TESSERACT_READER else 1
+        workers = WORKERS if name == TESSERACT_READER else 1
         answers[name], ms = timed_map(reader, numbers, workers)
         results[name] = {**breakdown(answers[name], numbers), "ms_per_image": percentiles(ms)}
     return {
@@ -318,9 +271,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine_info(),
         "config": {
             "data": args.data, "test_set": test_desc, "test_digits": len(images), "n": args.n,
-            "seed": args.seed, "digits": [args.min_digits, args.max_digits],
-            "digit_height_px": [args.min_height, args.max_height],
-            "gap_in_digit_heights": [args.min_gap, args.max_gap],
+            "seed": SEED, "digits": [args.min_digits, args.max_digits],
+            "digit_height_px": list(HEIGHT), "gap_in_digit_heights": list(GAP),
             "vertical_jitter": 0.12, "per_digit_scale": [0.85, 1.15],
             "model": model_desc, "tesseract": note, "leakage_warning": warning,
             "model_data_source": (predictor.metadata or {}).get("data_source"),
@@ -371,34 +323,19 @@ def markdown(p: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", choices=("embedded", "mnist"), default="embedded",
-                   help="embedded: the packaged data's 1,000-digit test split; mnist: official 10k")
-    p.add_argument("--mnist-dir", type=Path, default=None,
-                   help="folder with the four official MNIST .gz files (for --data mnist)")
+    p = cli(__doc__)
+    add_data(p)
     p.add_argument("--n", type=positive_int, default=300, help="numbers to compose")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--min-digits", type=positive_int, default=2)
     p.add_argument("--max-digits", type=positive_int, default=6)
-    p.add_argument("--min-height", type=positive_int, default=28, help="digit height, px")
-    p.add_argument("--max-height", type=positive_int, default=96)
-    p.add_argument("--min-gap", type=float, default=-0.15,
-                   help="gap between neighbours in digit heights; negative overlaps")
-    p.add_argument("--max-gap", type=float, default=0.45)
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="model checkpoint (default: the promoted model)")
     p.add_argument("--no-tesseract", action="store_true", help="leave Tesseract out")
-    p.add_argument("--workers", type=positive_int, default=2, help="parallel Tesseract processes")
-    add_common(p)
     args = p.parse_args(argv)
-    if not (args.min_digits <= args.max_digits and args.min_height <= args.max_height
-            and args.min_gap <= args.max_gap):
-        raise BenchmarkError("each --min-* must be <= its --max-*")
+    if args.min_digits > args.max_digits:
+        raise BenchmarkError("--min-digits must be <= --max-digits")
     payload = run(args)
-    print(markdown(payload))
-    write_json(args.json_out, payload)
-    return 0
+    return finish(payload, markdown(payload), args.json_out)
 
 
 if __name__ == "__main__":

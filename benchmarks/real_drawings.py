@@ -19,7 +19,6 @@ that and the 28x28 prepared input both read 74.5%; one drawing costs ~0.3-1 s on
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import sys
@@ -32,9 +31,10 @@ import numpy as np
 
 from benchmarks.common import (
     BenchmarkError,
+    add_pendigits,
+    cli,
     load_average,
     load_predictor,
-    positive_int,
     run_main,
     table,
 )
@@ -129,12 +129,9 @@ def pct(x: Any) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli(__doc__, threads=False, json_out=False)
     parser.add_argument("--model", action="append", required=True, metavar="NAME=PATH")
-    parser.add_argument("--pendigits-cache", default=None, help="folder with pendigits-orig.tra")
-    parser.add_argument("--unipen-file", default=None, help="your own UNIPEN file instead of UCI's")
-    parser.add_argument("--val-writers", type=positive_int, default=4)
-    parser.add_argument("--test-writers", type=positive_int, default=6)
+    add_pendigits(parser)
     parser.add_argument("--tesseract", type=int, default=None, metavar="N",
                         help="Tesseract on a seeded N of the test drawings (default all; 0: skip)")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("REAL_DRAWINGS.md"))

@@ -6,12 +6,12 @@ RESULTS.md is rendered from every JSON there, each section with the date it was 
 Rerunning what is stale is naming those steps: the others keep their JSON.
 
     python -m benchmarks.run_all --mnist-dir /path/to/mnist       # every step, ~15 min
-    python -m benchmarks.run_all canvas_embedded canvas_mnist --mnist-dir /path/to/mnist
+    python -m benchmarks.run_all multidigit_embedded multidigit_mnist --mnist-dir /path/to/mnist
     python -m benchmarks.run_all --render                         # only rewrite RESULTS.md
     python -m benchmarks.run_all --quick                          # smoke run in outputs/bench/quick
 
 Without ``--mnist-dir`` (or a filled MNIST cache) the steps that need the official MNIST
-files are left out. The Tesseract, multi-digit and canvas steps read the reference MLP that
+files are left out. The Tesseract and multi-digit steps read the reference MLP that
 ``tesseract_embedded`` trains (deterministically) into outputs/bench/mlp_embedded.ckpt.
 """
 
@@ -74,12 +74,6 @@ def plan(quick: bool, mnist: bool = True, tesseract_limit: int = 2000
         "multidigit_mnist": ("Whole numbers, MLP vs Tesseract: official MNIST test digits",
                              "multidigit", [*data, "--n", "6" if quick else "1000",
                                             "--checkpoint", model, "--threads", "1"]),
-        "canvas_embedded": ("Canvas drawings (proxy) vs plain test digits: embedded test split",
-                            "canvas_robustness", ["--model", f"mlp={model}", "--threads", "1",
-                                                  *(["--n", "20"] if quick else [])]),
-        "canvas_mnist": ("Canvas drawings (proxy) vs plain test digits: official MNIST test set",
-                         "canvas_robustness", [*data, "--model", f"mlp={model}", "--threads", "1",
-                                               *(["--n", "20"] if quick else [])]),
     }
 
 

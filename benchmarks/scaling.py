@@ -29,22 +29,24 @@ from torch import nn
 from benchmarks.common import (
     NOISE_NOTE,
     ROOT,
-    BenchmarkError,
     PeakMemory,
-    add_common,
     check_mnist_dir,
+    cli,
+    finish,
     fmt,
-    int_list,
     machine_info,
-    positive_int,
     run_main,
     set_threads,
     summarize,
     table,
     train_only_datamodule,
-    write_json,
 )
 from handwriting.model import build_mlp
+
+# Training-set sizes (at width 128), hidden widths h of 784-h-h-10 (on 10k images), batch,
+# measured epochs after warm-up ones, seed.
+DATA_SIZES, HIDDEN_SIZES, HIDDEN_DATA_SIZE, BASE_HIDDEN = [5000, 10000, 60000], [64, 128, 256, 512, 1024], 10000, 128
+BATCH, REPEATS, WARMUP, SEED = 128, 3, 1, 0
 
 
 def release_free_memory() -> bool:
@@ -70,8 +72,6 @@ def load_pool(mnist_dir: Path | None, size: int, seed: int) -> tuple[np.ndarray,
     from handwriting.data.mnist import MNIST
 
     train = MNIST(cache_dir=str(check_mnist_dir(mnist_dir)), download=False).load().train
-    if size > len(train):
-        raise BenchmarkError(f"largest --data-sizes value {size:,} exceeds MNIST's {len(train):,}")
     return train.images[:size], train.labels[:size], "official MNIST training images"
 
 
@@ -249,44 +249,26 @@ DEFAULT_PLOT = ROOT / "benchmarks" / "scaling.png"
 QUICK_PLOT = ROOT / "outputs" / "bench" / "scaling_quick.png"  # outputs/ is git-ignored
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    p = cli(__doc__)
     p.add_argument("--mnist-dir", type=Path, default=None,
                    help="folder with the official MNIST .gz files (default: synthetic images)")
-    p.add_argument("--data-sizes", type=int_list, default=[5000, 10000, 60000], help="e.g. 5000,10000,60000")
-    p.add_argument("--hidden-sizes", type=int_list, default=[64, 128, 256, 512, 1024],
-                   help="widths h of 784-h-h-10, e.g. 64,128,256")
-    p.add_argument("--hidden-data-size", type=positive_int, default=10000,
-                   help="training images for the hidden-width sweep")
-    p.add_argument("--base-hidden", type=positive_int, default=128,
-                   help="width h of 784-h-h-10 for the data-size sweep")
-    p.add_argument("--repeats", type=positive_int, default=3)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--batch-size", type=positive_int, default=128)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plot", type=Path, default=DEFAULT_PLOT,
                    help="where to save the two-panel plot (default: benchmarks/scaling.png; "
                    f"with --quick, {QUICK_PLOT}, so a smoke run never replaces the real plot)")
-    p.add_argument("--no-plot", dest="plot", action="store_const", const=None, help="skip the plot")
     p.add_argument("--quick", action="store_true",
                    help="tiny smoke run (sizes 256/512, widths 8/16, 1 repeat): checks, not numbers")
-    add_common(p)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = p.parse_args(argv)
+    args.data_sizes, args.hidden_sizes, args.hidden_data_size = DATA_SIZES, HIDDEN_SIZES, HIDDEN_DATA_SIZE
+    args.base_hidden, args.batch_size, args.repeats, args.warmup, args.seed = (
+        BASE_HIDDEN, BATCH, REPEATS, WARMUP, SEED)
     if args.quick:
         args.data_sizes, args.hidden_sizes, args.hidden_data_size = [256, 512], [8, 16], 256
         args.repeats, args.warmup = 1, 0
         if args.plot == DEFAULT_PLOT:
             args.plot = QUICK_PLOT
-    if args.warmup < 0:
-        raise BenchmarkError(f"--warmup must be >= 0, got {args.warmup}")
     payload = run(args)
-    print(markdown(payload))
-    write_json(args.json_out, payload)
-    return 0
+    return finish(payload, markdown(payload), args.json_out)
 
 
 if __name__ == "__main__":

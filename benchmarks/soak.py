@@ -3,7 +3,6 @@ on one promoted folder, then a training run SIGKILLed at random moments and resu
 finishes. Prints counts; exits 1 if anything was lost or seen inconsistent.
 
     python -m benchmarks.soak                          # ~1.5 min on 2 cores
-    python -m benchmarks.soak --promoters 6 --rounds 40 --kills 5 --seed 1
 
 Promotion part: every model that was ever promoted must still be in the folder (live or in
 ``history/``): "models lost" counts those that are not. Every read goes through
@@ -28,6 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PROMOTERS, ROUNDS, KILLS, SEED = 4, 15, 3, 0  # KILLS: promoters and trainings SIGKILLed
 
 
 def _fingerprint(checkpoint: dict) -> str:
@@ -166,29 +166,22 @@ def soak_training(work: Path, kills: int, seed: int) -> dict[str, int]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--promoters", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--kills", type=int, default=3, help="promoters and trainings killed")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--skip-training", action="store_true")
-    args = parser.parse_args()
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+                            ).parse_args()  # --help only
     import torch
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         work = Path(tmp)
-        counts = soak_promotion(work, args.promoters, args.rounds, args.kills, args.seed)
-        if not args.skip_training:
-            counts |= soak_training(work, args.kills, args.seed)
+        counts = soak_promotion(work, PROMOTERS, ROUNDS, KILLS, SEED)
+        counts |= soak_training(work, KILLS, SEED)
     width = max(map(len, counts))
     for name, value in counts.items():
         print(f"{name:<{width}}  {value}")
     failed = (counts["models lost"] or counts["temporary files left"] or counts["inconsistent reads"]
               or counts["read errors"]
-              or (not args.skip_training and (not counts["finished"] or counts["unloadable checkpoints"]
-                                               or counts["W&B runs"] != 1
-                                               or counts["epochs logged twice or missing"])))
+              or not counts["finished"] or counts["unloadable checkpoints"] or counts["W&B runs"] != 1
+              or counts["epochs logged twice or missing"])
     return 1 if failed else 0
 
 

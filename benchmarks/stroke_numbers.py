@@ -26,7 +26,6 @@ characters (segmentation). The old composed-MNIST numbers are a second table.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,8 @@ import numpy as np
 
 from benchmarks.common import (
     BenchmarkError,
-    add_common,
+    add_pendigits,
+    cli,
     load_predictor,
     machine_info,
     pct,
@@ -52,6 +52,7 @@ TARGETS = {"separated": {"right count": 0.995, "whole number": 0.93},
            "touching": {"right count": 0.97, "whole number": 0.85},
            "overlapping": {"right count": 0.97, "whole number": 0.85}}
 CANVAS = (700, 200)  # the app's NUMBER_CANVAS
+MIN_DIGITS, SEED, SPLIT_SEED = 2, 0, 0
 STROKE_READER, PIXEL_READER, APART, TESSERACT = (
     "strokes (read_strokes)", "pixels (read_number)", "digits apart (true grouping)", "Tesseract (read_line)")
 
@@ -213,40 +214,29 @@ def report(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, required=True, help="model checkpoint (a digit model)")
-    p.add_argument("--pendigits-cache", type=Path, default=None, help="folder with pendigits-orig.tra")
-    p.add_argument("--unipen-file", type=Path, default=None, help="a UNIPEN file of your own instead")
-    p.add_argument("--val-writers", type=int, default=4)
-    p.add_argument("--test-writers", type=int, default=6)
-    p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--split", choices=("test", "val"), default="test",
-                   help="whose numbers: test writers (report) or validation writers (tuning)")
-    p.add_argument("--n", type=positive_int, default=300, help="numbers per spacing")
-    p.add_argument("--min-digits", type=positive_int, default=2)
-    p.add_argument("--max-digits", type=positive_int, default=8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tesseract", type=int, default=20, help="numbers per spacing for Tesseract (0: none)")
-    p.add_argument("--mnist", type=int, default=300, help="composed-MNIST numbers (0: skip)")
-    p.add_argument("--out", type=Path, default=None, help="write the markdown report here")
-    add_common(p, threads=False)
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
     from handwriting import ocr
     from handwriting.data.pen_source import PenDigits
-    args = parser().parse_args(argv)
-    if not 1 <= args.min_digits <= args.max_digits:
-        raise BenchmarkError("need 1 <= --min-digits <= --max-digits")
+    p = cli(__doc__, threads=False)
+    p.add_argument("--checkpoint", type=Path, required=True, help="model checkpoint (a digit model)")
+    add_pendigits(p)
+    p.add_argument("--split", choices=("test", "val"), default="test",
+                   help="whose numbers: test writers (report) or validation writers (tuning)")
+    p.add_argument("--n", type=positive_int, default=300, help="numbers per spacing")
+    p.add_argument("--max-digits", type=positive_int, default=8, help=f">= {MIN_DIGITS}")
+    p.add_argument("--tesseract", type=int, default=20, help="numbers per spacing for Tesseract (0: none)")
+    p.add_argument("--mnist", type=int, default=300, help="composed-MNIST numbers (0: skip)")
+    p.add_argument("--out", type=Path, default=None, help="write the markdown report here")
+    args = p.parse_args(argv)
+    args.min_digits, args.seed, args.split_seed = MIN_DIGITS, SEED, SPLIT_SEED
+    if args.max_digits < MIN_DIGITS:
+        raise BenchmarkError(f"--max-digits must be >= {MIN_DIGITS}")
     predictor = load_predictor(args.checkpoint)[0]
     if list(predictor.classes) != [str(d) for d in range(10)]:
         raise BenchmarkError(f"{args.checkpoint} reads {predictor.classes}, not the digits 0-9")
-    source = PenDigits(cache_dir=str(args.pendigits_cache) if args.pendigits_cache else None,
-                       download=False, val_writers=args.val_writers, test_writers=args.test_writers,
-                       split_seed=args.split_seed,
-                       unipen_file=str(args.unipen_file) if args.unipen_file else None)
+    source = PenDigits(cache_dir=args.pendigits_cache, download=False, val_writers=args.val_writers,
+                       test_writers=args.test_writers, split_seed=args.split_seed,
+                       unipen_file=args.unipen_file)
     try:
         parts, _ = source.strokes()
     except (FileNotFoundError, OSError, ValueError) as error:

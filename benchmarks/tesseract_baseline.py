@@ -15,11 +15,9 @@ best-validation epoch of 20) trained here with Lightning on the embedded 8k trai
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,9 @@ import torch
 from benchmarks.common import (
     NOISE_NOTE,
     BenchmarkError,
-    add_common,
+    add_data,
+    cli,
+    finish,
     load_data_config,
     load_predictor,
     machine_info,
@@ -41,18 +41,17 @@ from benchmarks.common import (
     run_main,
     set_threads,
     table,
-    write_json,
+    timed_map,
 )
 from handwriting.inference import Predictor, model_from_checkpoint, read_checkpoint
 from handwriting.model_loading import promoted_model_path
-from handwriting.ocr import OcrResult, TesseractReader, TesseractUnavailable, tesseract_version
+from handwriting.ocr import TesseractReader, TesseractUnavailable, tesseract_version
 from handwriting.serving import make_reader
 
 REFERENCE = {"hidden_sizes": [128, 128], "lr": 1e-3, "batch_size": 128}
 TRAIN_SEED = 42  # conf/config.yaml's seed
+EPOCHS, WORKERS = 20, 2  # training epochs (best validation epoch kept); Tesseract processes
 
-
-# --------------------------------------------------------------------------- the MLP
 
 
 def train_reference(epochs: int, seed: int = TRAIN_SEED) -> tuple[Predictor, dict[str, Any]]:
@@ -71,12 +70,9 @@ def train_reference(epochs: int, seed: int = TRAIN_SEED) -> tuple[Predictor, dic
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint_cb = ModelCheckpoint(dirpath=tmp, monitor="val/acc", mode="max", save_top_k=1)
-        trainer = pl.Trainer(
-            max_epochs=epochs, accelerator="cpu", devices=1, deterministic=True, logger=False,
-            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-            callbacks=[checkpoint_cb],
-        )
-        trainer.fit(model, datamodule=datamodule)
+        pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, deterministic=True,
+                   logger=False, enable_progress_bar=False, enable_model_summary=False,
+                   num_sanity_val_steps=0, callbacks=[checkpoint_cb]).fit(model, datamodule=datamodule)
         best = model_from_checkpoint(read_checkpoint(checkpoint_cb.best_model_path))
         best_epoch = int(torch.load(checkpoint_cb.best_model_path, map_location="cpu",
                                     weights_only=True)["epoch"])
@@ -103,8 +99,8 @@ def resolve_model(args: argparse.Namespace) -> tuple[Predictor, str]:
             print(f"No promoted model at {path}: training the reference MLP here instead.")
             path = None
     if path is not None:
-        predictor = load_predictor(path)[0]
-        return predictor, f"checkpoint {path} ({describe_checkpoint(predictor)})"
+        predictor, description = load_predictor(path)
+        return predictor, f"checkpoint {description}"
     predictor, meta = train_reference(args.epochs)
     if args.save_checkpoint is not None:
         args.save_checkpoint.parent.mkdir(parents=True, exist_ok=True)
@@ -116,20 +112,6 @@ def resolve_model(args: argparse.Namespace) -> tuple[Predictor, str]:
         f"best validation epoch {meta['metrics']['best_epoch']:.0f} of {args.epochs} "
         f"(val acc {meta['metrics']['val/acc']:.4f})"
     )
-
-
-def describe_checkpoint(predictor: Predictor) -> str:
-    """Architecture plus what the checkpoint says about its training, where it says it."""
-    hidden = "-".join(str(h) for h in predictor.model.hparams["hidden_sizes"])
-    meta, parts = predictor.metadata, [f"MLP 784-{hidden}-{len(predictor.classes)}"]
-    metrics = meta.get("metrics") or {}
-    if meta.get("data_source"):
-        parts.append(f"trained on {str(meta['data_source']).rsplit('.', 1)[-1]}")
-    if "epochs" in metrics:
-        parts.append(f"{metrics['epochs']:.0f} epochs")
-    if "val/acc" in metrics:
-        parts.append(f"val acc {metrics['val/acc']:.4f}")
-    return ", ".join(parts)
 
 
 def leakage_warning(metadata: dict[str, Any], data: str, fingerprint: str) -> str | None:
@@ -150,8 +132,6 @@ def leakage_warning(metadata: dict[str, Any], data: str, fingerprint: str) -> st
     return "the checkpoint does not record MNIST-based training data; overlap cannot be ruled out"
 
 
-# --------------------------------------------------------------------------- evaluation
-
 
 def scores(predicted: list[int | None], labels: np.ndarray, classes: list[str]) -> dict[str, Any]:
     """Accuracy counting rejections as errors, rejection rate, accuracy on answered images,
@@ -164,16 +144,10 @@ def scores(predicted: list[int | None], labels: np.ndarray, classes: list[str]) 
         mask = labels == index
         per_class[name] = {"n": int(mask.sum()),
                            "accuracy": float(correct[mask].mean()) if mask.any() else None}
-    return {
-        "n": len(labels),
-        "correct": int(correct.sum()),
-        "accuracy": float(correct.mean()),
-        "rejected": int((~answered).sum()),
-        "rejection_rate": float((~answered).mean()),
-        "accuracy_answered": float(correct[answered].mean()) if answered.any() else None,
-        "per_class": per_class,
-        "_correct_mask": correct,
-    }
+    return {"n": len(labels), "correct": int(correct.sum()), "accuracy": float(correct.mean()),
+            "rejected": int((~answered).sum()), "rejection_rate": float((~answered).mean()),
+            "accuracy_answered": float(correct[answered].mean()) if answered.any() else None,
+            "per_class": per_class, "_correct_mask": correct}
 
 
 def evaluate_mlp(predictor: Predictor, images: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
@@ -194,25 +168,10 @@ def evaluate_mlp(predictor: Predictor, images: np.ndarray, labels: np.ndarray) -
 def evaluate_tesseract(reader: TesseractReader, images: np.ndarray, labels: np.ndarray,
                        classes: list[str], workers: int) -> dict[str, Any]:
     index_of = {name: i for i, name in enumerate(classes)}
-    done = itertools.count(1)  # next() on a count is atomic under the GIL: safe across threads
-    step = max(1, len(images) // 10)
-
-    def read(image: np.ndarray) -> tuple[OcrResult, float]:
-        t0 = time.perf_counter()
-        result = reader.read_char(image)
-        seconds = time.perf_counter() - t0
-        finished = next(done)
-        if len(images) >= 200 and finished % step == 0:
-            print(f"  Tesseract: {finished:,}/{len(images):,} images", file=sys.stderr, flush=True)
-        return result, seconds
-
     start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        outcomes = list(pool.map(read, images))
+    outcomes, latencies = timed_map(reader.read_char, images, workers)
     wall = time.perf_counter() - start
-    predicted = [None if r.rejected else index_of.get(r.text) for r, _ in outcomes]
-    result = scores(predicted, labels, classes)
-    latencies = [s * 1000 for _, s in outcomes]
+    result = scores([None if r.rejected else index_of.get(r.text) for r in outcomes], labels, classes)
     result["ms_per_image_wall"] = wall / len(images) * 1000
     result["latency_ms"] = {**percentiles(latencies), "mean": float(np.mean(latencies))}
     return result
@@ -244,17 +203,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tess = evaluate_tesseract(reader, images, labels, classes, args.workers)
     except TesseractUnavailable as error:
         raise BenchmarkError(str(error)) from error
-    both = mlp.pop("_correct_mask"), tess.pop("_correct_mask")
-    agreement = {
-        "both_correct": int((both[0] & both[1]).sum()),
-        "only_mlp": int((both[0] & ~both[1]).sum()),
-        "only_tesseract": int((~both[0] & both[1]).sum()),
-        "neither": int((~both[0] & ~both[1]).sum()),
-    }
-    test_desc = (
-        "embedded data's test split (conf/data/embedded.yaml: 8000/1000/1000, split_seed 0)"
-        if args.data == "embedded" else "official MNIST 10k test set (t10k files)"
-    )
+    m, t = mlp.pop("_correct_mask"), tess.pop("_correct_mask")
+    agreement = {"both_correct": int((m & t).sum()), "only_mlp": int((m & ~t).sum()),
+                 "only_tesseract": int((~m & t).sum()), "neither": int((~m & ~t).sum())}
+    test_desc = ("embedded data's test split (conf/data/embedded.yaml: 8000/1000/1000, split_seed 0)"
+                 if args.data == "embedded" else "official MNIST 10k test set (t10k files)")
     return {
         "benchmark": "tesseract_baseline",
         "machine": machine_info(),
@@ -317,35 +270,28 @@ def markdown(p: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", choices=("embedded", "mnist"), default="embedded",
-                   help="embedded: the packaged data's 1,000-image test split; mnist: official 10k test")
-    p.add_argument("--mnist-dir", type=Path, default=None,
-                   help="folder with the four official MNIST .gz files (for --data mnist)")
+    p = cli(__doc__)
+    add_data(p)
     p.add_argument("--limit", type=positive_int, default=None,
                    help="only the first N test images (Tesseract takes ~50-100 ms per image)")
-    p.add_argument("--workers", type=positive_int, default=2, help="parallel Tesseract processes")
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="MLP checkpoint (default: the promoted model, "
                    "$HANDWRITING_MODEL_DIR/model.ckpt or models/promoted/model.ckpt)")
     p.add_argument("--train-mlp", action="store_true",
                    help="train the reference MLP here even if a promoted model exists")
-    p.add_argument("--epochs", type=positive_int, default=20, help="epochs when training here")
     p.add_argument("--save-checkpoint", type=Path, default=None,
                    help="save the MLP trained here (reuse it with --checkpoint)")
     p.add_argument("--quick", action="store_true",
                    help="tiny smoke run (20 images; 1 epoch if training): checks, not numbers")
-    add_common(p)
     args = p.parse_args(argv)
+    args.epochs, args.workers = EPOCHS, WORKERS
     if args.quick:
         args.limit = min(args.limit or 20, 20)
         args.epochs = 1
     if args.checkpoint is not None and args.train_mlp:
         raise BenchmarkError("use either --checkpoint or --train-mlp, not both")
     payload = run(args)
-    print(markdown(payload))
-    write_json(args.json_out, payload)
-    return 0
+    return finish(payload, markdown(payload), args.json_out)
 
 
 if __name__ == "__main__":

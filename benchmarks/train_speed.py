@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -27,9 +26,10 @@ from torch import nn
 from benchmarks.common import (
     NOISE_NOTE,
     BenchmarkError,
-    add_common,
+    add_data,
     check_mnist_dir,
-    int_list,
+    cli,
+    finish,
     load_data_config,
     machine_info,
     positive_int,
@@ -39,13 +39,13 @@ from benchmarks.common import (
     summarize,
     table,
     train_only_datamodule,
-    write_json,
 )
 from handwriting.model import MLPClassifier, build_mlp
 
 TARGET_RATIO = 1.3
 VARIANTS = ("plain", "lightning", "lightning_minimal")
 NOISY_SPREAD = 2.0  # slowest / fastest repeat of one variant beyond which a run is flagged
+HIDDEN, LR, BATCH, SEED = [128, 128], 1e-3, 128, 0  # the reference MLP, Adam, batch 128
 
 
 class MinimalModule(pl.LightningModule):
@@ -80,7 +80,7 @@ def build_datamodule(args: argparse.Namespace) -> Any:
     if n > len(train):
         raise BenchmarkError(f"--train-size {n} exceeds the {len(train)} training images of "
                              f"--data {args.data}")
-    return train_only_datamodule(train.images[:n], train.labels[:n], args.batch_size)
+    return train_only_datamodule(train.images[:n], train.labels[:n], BATCH)
 
 
 def plain_epoch(loader: Any, hidden: list[int], lr: float, seed: int) -> float:
@@ -115,8 +115,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     set_threads(args.threads)
     datamodule = build_datamodule(args)
     n_train = len(datamodule.dataset("train"))
-    steps = -(-n_train // args.batch_size)
-    hidden, lr, seed = args.hidden_sizes, args.lr, args.seed
+    steps = -(-n_train // BATCH)
+    hidden, lr, seed = HIDDEN, LR, SEED
     runners = {
         "plain": lambda: plain_epoch(datamodule.train_dataloader(), hidden, lr, seed),
         "lightning": lambda: lightning_epoch(datamodule.train_dataloader(), hidden, lr, seed, False),
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "train_speed",
         "machine": machine_info(),
-        "config": {"data": args.data, "train_size": n_train, "batch_size": args.batch_size,
+        "config": {"data": args.data, "train_size": n_train, "batch_size": BATCH,
                    "steps_per_epoch": steps, "hidden_sizes": hidden, "lr": lr,
                    "repeats": args.repeats, "warmup": args.warmup,
                    "torch_threads": torch.get_num_threads()},
@@ -201,32 +201,19 @@ def markdown(p: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", choices=("embedded", "mnist"), default="embedded",
-                   help="embedded: the packaged 8k training split; mnist: all 60k official images")
-    p.add_argument("--mnist-dir", type=Path, default=None,
-                   help="folder with the four official MNIST .gz files (for --data mnist)")
+    p = cli(__doc__)
+    add_data(p)
     p.add_argument("--train-size", type=positive_int, default=None,
                    help="use only the first N training images (default: all)")
     p.add_argument("--repeats", type=positive_int, default=5, help="measured epochs per variant")
-    p.add_argument("--warmup", type=int, default=1, help="unmeasured epochs per variant first")
-    p.add_argument("--batch-size", type=positive_int, default=128)
-    p.add_argument("--hidden-sizes", type=int_list, default=[128, 128], help="e.g. 128,128")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true",
                    help="tiny smoke run (512 images, 1 repeat, no warm-up): checks, not numbers")
-    add_common(p)
     args = p.parse_args(argv)
+    args.warmup = 1  # unmeasured epochs per variant first
     if args.quick:
         args.train_size, args.repeats, args.warmup = args.train_size or 512, 1, 0
-    if args.warmup < 0:
-        raise BenchmarkError(f"--warmup must be >= 0, got {args.warmup}")
     payload = run(args)
-    print(markdown(payload))
-    write_json(args.json_out, payload)
-    return 0
+    return finish(payload, markdown(payload), args.json_out)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,8 @@
 Each experiment is a Hydra config in experiments/experiment/ run with ``python train.py -m
 +experiment=NAME``; its runs land under ``outputs/experiments/NAME/`` (one folder per
 launch, one run dir per job). This script reads every run's ``run.json`` and
-``.hydra/overrides.yaml`` (plus ``official_test.json`` where ``--official-test`` wrote one,
-and the canvas benchmark's JSON in ``outputs/experiments/canvas/``) and renders a summary,
-one table per experiment and the commands that ran.
+``.hydra/overrides.yaml`` (plus ``official_test.json`` where ``--official-test`` wrote one)
+and renders a summary, one table per experiment and the commands that ran.
 
     python -m experiments.results [--output-dir outputs/experiments] [--out experiments/RESULTS.md]
     python -m experiments.results --official-test ~/.cache/handwriting/mnist   # score first
@@ -179,14 +178,6 @@ def render(output_dir: Path) -> str:
         out += ["", f"### {name}", "", description(name), "", f"- data: {data_line(runs[0])}",
                 "", "Commands run:", "", "```", *commands(output_dir / name), "```", "",
                 run_table(runs)]
-    canvas = sorted((output_dir / "canvas").glob("*.json"))
-    if canvas:
-        from benchmarks.canvas_robustness import markdown as canvas_markdown
-
-        out += ["", "## Drawn-digit robustness (benchmarks/canvas_robustness.py)"]
-        for path in canvas:
-            payload = json.loads(path.read_text())
-            out += ["", f"### {path.stem}", "", canvas_markdown(payload)]
     return "\n".join(out) + "\n"
 
 

@@ -18,7 +18,6 @@ import pytest
 import torch
 
 from benchmarks import (
-    canvas_robustness,
     inference_latency,
     multidigit,
     run_all,
@@ -82,10 +81,6 @@ def payloads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
     out["multidigit_embedded"] = run_script(
         multidigit, ["--n", "3", "--checkpoint", str(checkpoint), "--threads", "1", *no_tess],
         tmp / "multidigit_embedded.json")
-    # 20 digits leave a stroke-width bucket empty: its accuracy must come out as null.
-    out["canvas_embedded"] = run_script(
-        canvas_robustness, ["--model", f"tiny={checkpoint}", "--n", "20", "--threads", "1"],
-        tmp / "canvas_embedded.json")
     out["_tmp"] = {"dir": str(tmp)}
     return out
 
@@ -156,12 +151,8 @@ def test_run_all_renders_every_kept_result(payloads: dict[str, Any], tmp_path: P
     mlp = payloads["multidigit_embedded"]["results"][multidigit.MLP_READER]["all"]
     assert f"MLP {100 * mlp['whole_accuracy']:.1f}% / {100 * mlp['char_accuracy']:.1f}%" in headline
     assert ("vs Tesseract" in headline) == tesseract_available()
-    tiny = payloads["canvas_embedded"]["results"]["tiny"]
-    assert f"tiny {100 * tiny['drawn']['mean']:.1f}% drawn vs {100 * tiny['plain']['mean']:.1f}% plain" \
-        in headline
     assert payloads["inference"]["machine"]["date"] in text  # each section says when it ran
     assert "Reproduce: `python -m benchmarks.scaling --threads 1 --quick`" in text  # synthetic
-    assert "| n/a " in text  # the empty stroke-width bucket
     assert "## Tesseract vs MLP: official MNIST test set" not in text  # no JSON, no section
     layouts = payloads["multidigit_embedded"]["layouts"]
     assert f"overlapping boxes ({layouts['overlapping boxes']})" in text
@@ -179,15 +170,15 @@ def test_run_all_plan_and_its_guards(tmp_path: Path, capsys, monkeypatch: pytest
     assert run_all.MNIST in steps["tesseract_mnist"][2] and "--limit" in steps["tesseract_mnist"][2]
     assert "--limit" not in run_all.plan(False, True, tesseract_limit=0)["tesseract_mnist"][2]
     names = list(steps)
-    for name in ("tesseract_mnist", "multidigit_embedded", "canvas_mnist"):
+    for name in ("tesseract_mnist", "multidigit_embedded", "multidigit_mnist"):
         assert names.index(name) > names.index("tesseract_embedded")  # it trains their model
     quick = run_all.plan(quick=True)
     assert quick["multidigit_embedded"][2][:2] == ["--n", "6"]
-    assert "outputs/bench/quick/" in quick["canvas_embedded"][2][1]  # never the real model
+    assert "outputs/bench/quick/" in quick["multidigit_embedded"][2][3]  # never the real model
     assert run_main(run_all.main, ["nonsense"]) == 2
     assert "nonsense" in capsys.readouterr().err
     monkeypatch.setattr(run_all, "ROOT", tmp_path)  # no trained model there
-    assert run_main(run_all.main, ["canvas_embedded"]) == 2
+    assert run_main(run_all.main, ["multidigit_embedded"]) == 2
     assert "run the tesseract_embedded step first" in capsys.readouterr().err
 
 

@@ -1,7 +1,6 @@
 """Experiment tooling on tiny sizes: every experiment config composes to what it promises
 (the names and what they train kept), RESULTS.md tables from fabricated run files (exact
-values), a real Hydra sweep of one experiment rendered, RedrawnTrainingMix as a data source,
-and the drawn-digit robustness benchmark on a small trained model and 50 digits."""
+values) and a real Hydra sweep of one experiment rendered."""
 
 from __future__ import annotations
 
@@ -11,27 +10,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 import yaml
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from benchmarks import canvas_robustness
-from benchmarks.common import run_main
 from experiments import results
 from handwriting.config import register_configs, validate
-from handwriting.data.embedded import EmbeddedMNIST
-from handwriting.inference import Predictor
-from handwriting.model import MLPClassifier
 from tests.conftest import SHARED_MNIST
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments" / "experiment"
 PRODUCT = {"reference", "strong_mlp", "app_model"}   # configs for `python train.py +experiment=`
-PARTS = {"research", "redrawn_mix"}                  # included by the research experiments
+PARTS = {"research"}                                # included by the research experiments
 RESEARCH = sorted(p.stem for p in EXPERIMENTS.glob("*.yaml") if p.stem not in PRODUCT | PARTS)
 register_configs()
 
@@ -53,8 +44,8 @@ def training(cfg) -> dict:
 # --------------------------------------------------------------------------- configs
 
 
-def test_there_are_the_eighteen_research_experiments() -> None:
-    assert len(RESEARCH) == 18 and "reference_mnist" in RESEARCH and "tune_strong_mnist" in RESEARCH
+def test_there_are_the_fifteen_research_experiments() -> None:
+    assert len(RESEARCH) == 15 and "reference_mnist" in RESEARCH and "tune_strong_mnist" in RESEARCH
 
 
 @pytest.mark.parametrize("name", RESEARCH)
@@ -85,20 +76,6 @@ def test_product_experiments_keep_logging_and_promotion() -> None:
     for name in PRODUCT:
         cfg = composed(f"+experiment={name}")
         assert cfg.promote.enabled is True and "wandb" in cfg.logger
-
-
-def test_redrawn_mix_adds_canvas_redraws_to_training_only(tmp_path: Path) -> None:
-    mixed = instantiate(composed("+experiment=default_canvas_redrawn_embedded",
-                                 "data.source.fraction=0.01",
-                                 f"data.source.cache_dir={tmp_path}").data, _convert_="all")
-    mixed.setup("fit")
-    plain = instantiate(composed("+experiment=default_canvas_embedded").data, _convert_="all")
-    plain.setup("fit")
-    assert len(mixed.splits.train) == 8000 + 80 and mixed.source_name == "embedded+redrawn0.01"
-    assert np.array_equal(mixed.splits.train.images[:8000], plain.splits.train.images)
-    assert np.array_equal(mixed.splits.test.images, plain.splits.test.images)
-    assert np.array_equal(mixed.splits.val.labels, plain.splits.val.labels)
-    assert len(list(tmp_path.glob("redrawn_embedded_*.npz"))) == 1  # cached for the next seed
 
 
 @pytest.mark.slow
@@ -260,97 +237,3 @@ def test_wandb_sweep_sends_overrides_that_train_py_accepts() -> None:
         assert cfg.model.lr == pytest.approx(trial["lr"])
         assert list(cfg.model.hidden_sizes) == trial["model.hidden_sizes"]
         assert cfg.model.dropout == trial["model.dropout"]
-
-
-# --------------------------------------------------------------------------- canvas robustness
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 784-32-10 MLP trained for a few seconds on 2,000 embedded digits (not the test ones)."""
-    torch.manual_seed(0)
-    data = EmbeddedMNIST().load().train
-    x = torch.from_numpy(data.images[-2000:].reshape(-1, 784).astype(np.float32) / 255.0)
-    y = torch.from_numpy(data.labels[-2000:].astype(np.int64))
-    model = MLPClassifier(hidden_sizes=(32,))
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(4):
-        for batch in torch.randperm(len(x)).split(64):
-            loss = torch.nn.functional.cross_entropy(model(x[batch]), y[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    path = tmp_path_factory.mktemp("tiny") / "tiny.ckpt"
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, path)
-    return path
-
-
-def test_canvas_set_spreads_digits_over_pen_widths() -> None:
-    test = EmbeddedMNIST().load().train.subset(np.arange(8))
-    cs = canvas_robustness.make_canvas_set(test.images, test.labels, seed=3)
-    assert cs.drawn.shape == cs.plain.shape == cs.plain_app.shape == (8, 28, 28)
-    assert np.bincount(cs.pen_bucket, minlength=4).tolist() == [2, 2, 2, 2]
-    for width, bucket in zip(cs.pen_width, cs.pen_bucket, strict=True):
-        lo, hi = canvas_robustness.PEN_BUCKETS[bucket]
-        assert lo <= width <= hi
-    assert np.all(cs.input_width > 0) and np.all(cs.drawn.max(axis=(1, 2)) > 0.9)
-    # Redrawn strokes are uniform: the digit changes, unlike the plain view.
-    assert not np.allclose(cs.drawn, cs.plain_app, atol=0.1)
-    again = canvas_robustness.make_canvas_set(test.images, test.labels, seed=3)
-    assert np.array_equal(again.drawn, cs.drawn)  # seeded
-
-
-def test_canvas_robustness_on_a_tiny_model(tiny_checkpoint: Path, tmp_path: Path, capsys) -> None:
-    out = tmp_path / "canvas.json"
-    args = ["--model", f"tiny={tiny_checkpoint}", "--n", "50", "--seed", "1", "--json-out", str(out)]
-    assert run_main(canvas_robustness.main, args) == 0
-    printed = capsys.readouterr().out
-    assert "drawn %" in printed and "tiny" in printed and "by canvas pen width" in printed
-    payload = json.loads(out.read_text())
-    result = payload["results"]["tiny"]
-    assert payload["config"]["n"] == 50 and result["n_models"] == 1
-    for key in ("plain", "plain_app", "drawn"):
-        assert 0.0 <= result[key]["mean"] <= 1.0
-    assert result["gap"]["mean"] == pytest.approx(result["plain"]["mean"] - result["drawn"]["mean"])
-    assert result["plain"]["mean"] > 0.3 and result["drawn"]["mean"] > 0.2  # beats chance (0.1)
-    buckets = result["by_pen_width"]
-    assert sum(b["n"] for b in buckets.values()) == 50
-    assert sum(b["n"] for b in result["by_input_width"].values()) == 50
-    # Drawn-only errors: digits read as scans but not when drawn; one model shares all of its own.
-    errors = payload["runs"]["tiny"][0]["drawn_only_errors"]
-    assert all(0 <= i < 50 for i in errors) and payload["shared_drawn_errors"]["indices"] == errors
-    assert len(errors) >= round(50 * result["gap"]["mean"])
-    low, high = result["gap_ci95"]
-    assert low <= result["gap"]["mean"] <= high and "gap 95% CI" in printed
-    # The per-bucket accuracies average back to the overall one.
-    weighted = sum(b["drawn"] * b["n"] for b in buckets.values()) / 50
-    assert weighted == pytest.approx(result["drawn"]["mean"])
-
-
-def test_gap_interval_comes_from_paired_per_digit_differences() -> None:
-    # 4 digits, two checkpoints: per-digit mean differences 1, 0.5, -0.5, 0 -> mean 0.25.
-    runs = [
-        {"n": 4, "drawn_only_errors": [0, 1], "plain_only_errors": [2]},
-        {"n": 4, "drawn_only_errors": [0], "plain_only_errors": []},
-    ]
-    low, high = canvas_robustness.gap_ci95(runs)
-    per_digit = np.array([1.0, 0.5, -0.5, 0.0])
-    half = 1.96 * per_digit.std(ddof=1) / 2
-    assert (low, high) == pytest.approx((0.25 - half, 0.25 + half))
-    assert canvas_robustness.gap_ci95([{"n": 4, "drawn_only_errors": []}]) is None  # old JSON
-
-
-def test_batched_scoring_matches_the_apps_predictor(tiny_checkpoint: Path) -> None:
-    from benchmarks.strokes import redraw_as_strokes
-    from handwriting.preprocessing import prepare_canvas
-
-    predictor = Predictor.from_checkpoint(tiny_checkpoint)
-    digit = EmbeddedMNIST().load().train.images[0]
-    canvas = redraw_as_strokes(digit, np.random.default_rng(0), background="black")
-    batched = predictor.probabilities(prepare_canvas(canvas)[None])[0]
-    assert np.allclose(predictor.predict_canvas(canvas).probabilities, batched, atol=1e-6)
-
-
-def test_canvas_robustness_rejects_missing_model(tmp_path: Path, capsys) -> None:
-    assert run_main(canvas_robustness.main, ["--model", f"x={tmp_path / 'nope'}"]) == 2
-    assert "does not exist" in capsys.readouterr().err
