@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from handwriting.atomic import write_atomic
 from handwriting.preprocessing import prepare_canvas
 from handwriting.provenance import project_root
 
@@ -81,14 +81,7 @@ def save_once(
         return existing[0], False
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     target = folder / f"{stamp}-{digest}.png"
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".saving-", suffix=".png")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomic(target, data)
     return target, True
 
 

@@ -10,8 +10,11 @@ resume that is itself interrupted leaves the set-aside file, and the next one fo
 from __future__ import annotations
 
 import csv
+import io
 import os
 from pathlib import Path
+
+from handwriting.atomic import write_atomic
 
 METRICS = "metrics.csv"
 SET_ASIDE = "metrics.before-resume.csv"
@@ -45,12 +48,11 @@ def merge_history(log_dir: str | Path) -> None:
     kept = [r for r in earlier if first is None or ((s := _step(r)) is not None and s < first)]
     rows = kept + later
     fields = sorted({key for row in rows for key in row if key})
-    temporary = log_dir / f".{METRICS}.merging"
-    with temporary.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows({k: v for k, v in row.items() if k} for row in rows)
-    os.replace(temporary, log_dir / METRICS)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows({k: v for k, v in row.items() if k} for row in rows)
+    write_atomic(log_dir / METRICS, text.getvalue().encode())
     (log_dir / SET_ASIDE).unlink()
 
 

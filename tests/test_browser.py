@@ -68,8 +68,7 @@ def browser_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "train.py",
         "trainer.max_epochs=5",
         "logger=csv",
-        "report.enabled=false",
-        # Judged by its answers below; the calibrated states get their own test, on a
+                # Judged by its answers below; the calibrated states get their own test, on a
         # calibration that forces them (test_not_sure_and_not_a_digit_in_a_real_browser).
         "confidence.enabled=false",
         f"promote.dir={directory}",

@@ -84,8 +84,7 @@ def test_a_hydra_sweep_of_an_experiment_renders(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "train.py", "-m", "+experiment=default_embedded", "seed=1,2",
          "trainer.max_epochs=1", "data.split.train=500", "data.split.val=200",
-         "data.split.test=200", f"hydra.sweep.dir={sweep}", "drawn.enabled=false",
-         "report.enabled=false"],
+         "data.split.test=200", f"hydra.sweep.dir={sweep}", "drawn.enabled=false"],
         cwd=ROOT, env=os.environ | {"PYTHONUNBUFFERED": "1"}, capture_output=True, text=True,
         timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

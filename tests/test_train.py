@@ -193,7 +193,7 @@ def test_last_checkpoint_follows_every_epoch_even_without_a_new_best(tmp_path: P
     run_dir = tmp_path / "run"
     result = run_train("trainer.max_epochs=4", "lr=1e-12", "data.split.train=1000",
                        "data.split.val=200", "data.split.test=200", "logger=csv",
-                       "callbacks.early_stopping=null", "report.enabled=false",
+                       "callbacks.early_stopping=null",
                        "promote.enabled=false", f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     best = [p.name for p in (run_dir / "checkpoints").glob("epoch*.ckpt")]
