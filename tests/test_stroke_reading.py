@@ -200,3 +200,29 @@ def test_a_short_hook_is_part_of_a_digit_not_a_digit_of_its_own():
     assert group_strokes(strokes, PEN, sure, boxes) == [(0, 2), (2, 3)]
     without = GroupingWeights(small_penalty=0.0)
     assert group_strokes(strokes, PEN, sure, boxes, without)[:2] == [(0, 1), (1, 2)]
+
+
+class SureOfEverything:
+    """Reads every candidate as a sure "1": only the grouping rules decide."""
+
+    classes = ["1", "4"]
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        return np.tile([0.99, 0.01], (len(images), 1))
+
+
+def test_a_writer_who_leaves_gaps_keeps_a_two_stroke_digit_together():
+    """A "1", a gap, then a "4" in two strokes whose second stroke reaches past the first:
+    read alone each stroke looks like a character, but this writer leaves gaps between
+    characters, so the second stroke belongs to the first."""
+    from handwriting.stroke_reading import GroupingWeights
+
+    one = np.array([[5.0, 0.0], [5.0, 100.0]])
+    corner = np.array([[120.0, 0.0], [100.0, 60.0], [150.0, 60.0]])
+    stem = np.array([[140.0, 20.0], [170.0, 100.0]])
+    drawing = StrokeDrawing.fit([one, corner, stem], PEN)
+    reading = read_strokes(drawing, SureOfEverything())
+    assert [c.strokes for c in reading.characters] == [(0, 1), (1, 3)]
+    no_spacing_rule = GroupingWeights(spaced_inside_penalty=GroupingWeights().inside_penalty)
+    split = read_strokes(drawing, SureOfEverything(), weights=no_spacing_rule)
+    assert [c.strokes for c in split.characters] == [(0, 1), (1, 2), (2, 3)]
