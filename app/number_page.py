@@ -54,7 +54,7 @@ def show_line_reading(reading: serving.Reading, noun: str, threshold: float | No
     how = "strokes" if drawing is not None else "ink"
     st.image(pictures.grouping(number, drawing),
              caption=f"{len(number.characters)} {noun}s found: the {how} of each in its own colour",
-             width="stretch")
+             width="content")
     captions = [answers.character_caption(c, answers.character_note(c.confidence, i == weakest_at,
                                                                     threshold))
                 for i, c in enumerate(number.characters)]
