@@ -37,7 +37,13 @@ def show_line_reading(reading: serving.Reading, noun: str, threshold: float | No
     """The string read and how sure the model is; how the ink was split into characters
     (one colour each); each character as the model saw it; Tesseract on the whole line."""
     number = reading.number
-    answer, confidence, weakest = st.columns([2, 1, 1])
+    # One row of three figures on a phone too (Streamlit stacks columns below 640 px, which
+    # would push the grouping picture out of view).
+    st.html("<style>@media (max-width: 640px) { .st-key-number_answer "
+            '[data-testid="stHorizontalBlock"] { flex-wrap: nowrap; } .st-key-number_answer '
+            '[data-testid="stColumn"] { min-width: 0 !important; } .st-key-number_answer '
+            '[data-testid="stMetricValue"] { font-size: 1.6rem; } }</style>')
+    answer, confidence, weakest = st.container(key="number_answer").columns([2, 1, 1])
     answer.metric("Model reads", number.text)
     confidence.metric(
         "Confidence", f"{100 * number.confidence:.1f} %",
