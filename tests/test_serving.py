@@ -278,7 +278,7 @@ def test_tesseract_whitelist_follows_the_model_classes() -> None:
     assert serving.tesseract_whitelist(["ten", " ", "'"]) == "0123456789"
 
 
-def test_format_ocr_and_agreement(
+def test_tesseract_answer_and_agreement(
     predictor: Predictor, mnist: tuple[np.ndarray, np.ndarray]
 ) -> None:
     prediction = predictor.predict(mnist[0][HELD_OUT][0])
@@ -357,7 +357,7 @@ def test_tesseract_reads_the_whole_line(predictor: Predictor) -> None:
         assert line.agrees == (line.ocr.text == "10")
 
 
-def test_format_line_ocr_and_agreement(predictor: Predictor) -> None:
+def test_tesseract_answer_on_a_line_and_agreement(predictor: Predictor) -> None:
     number = serving.read(predictor, canvas_rgba(ten_strokes(), size=NUMBER_CANVAS),
                           number=True).number
     same = serving.Reading(number=number, ocr=OcrResult("10", 0.5, False))
