@@ -38,15 +38,16 @@ class Settings:
 
 
 @st.cache_resource
-def cached_reader(whitelist: str) -> TesseractReader:
-    return TesseractReader(whitelist=whitelist)
+def cached_reader(classes: tuple[str, ...]) -> TesseractReader:
+    """serving.make_reader, once per alphabet."""
+    return serving.make_reader(classes)
 
 
 def tesseract(predictor: Predictor, settings: Settings) -> TesseractReader | None:
     """Tesseract restricted to the model's classes, or None when the comparison is off."""
     if not settings.compare_tesseract:
         return None
-    return cached_reader(serving.tesseract_whitelist(predictor.classes))
+    return cached_reader(tuple(predictor.classes))
 
 
 # --------------------------------------------------------------------------- answers

@@ -119,7 +119,6 @@ def empty_number_upload_message(noun: str = "digit") -> str:
 
 
 EMPTY_CANVAS_MESSAGE = empty_canvas_message()
-EMPTY_UPLOAD_MESSAGE = empty_upload_message()
 EMPTY_NUMBER_MESSAGE = empty_number_message()
 
 
