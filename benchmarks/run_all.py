@@ -5,14 +5,13 @@ Each step is one script run in its own process, writing ``benchmarks/results/STE
 RESULTS.md is rendered from every JSON there, each section with the date it was measured.
 Rerunning what is stale is naming those steps: the others keep their JSON.
 
-    python -m benchmarks.run_all --mnist-dir /path/to/mnist       # every step, ~15 min
-    python -m benchmarks.run_all multidigit_embedded multidigit_mnist --mnist-dir /path/to/mnist
+    python -m benchmarks.run_all --mnist-dir /path/to/mnist       # every step
+    python -m benchmarks.run_all inference scaling                # only these
     python -m benchmarks.run_all --render                         # only rewrite RESULTS.md
     python -m benchmarks.run_all --quick                          # smoke run in outputs/bench/quick
 
-Without ``--mnist-dir`` (or a filled MNIST cache) the steps that need the official MNIST
-files are left out. The Tesseract and multi-digit steps read the reference MLP that
-``tesseract_embedded`` trains (deterministically) into outputs/bench/mlp_embedded.ckpt.
+Without ``--mnist-dir`` (or a filled MNIST cache) training speed uses the packaged 8k split
+and scaling synthetic images of the same shape.
 """
 
 from __future__ import annotations
@@ -39,23 +38,13 @@ from benchmarks.common import (
 
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 QUICK_DIR = ROOT / "outputs" / "bench" / "quick"
-MODEL = "mlp_embedded.ckpt"  # trained by tesseract_embedded, read by the steps after it
-MNIST = "$MNIST_DIR"         # stands for --mnist-dir in the commands shown
+MNIST = "$MNIST_DIR"  # stands for --mnist-dir in the commands shown
 
 
-def model_path(quick: bool) -> str:
-    """Where tesseract_embedded saves the MLP the later steps read (relative to the root)."""
-    return f"outputs/bench/{'quick/' if quick else ''}{MODEL}"
-
-
-def plan(quick: bool, mnist: bool = True, tesseract_limit: int = 2000
-         ) -> dict[str, tuple[str, str, list[str]]]:
-    """Step name -> (title, script module, arguments), in running order. Without MNIST,
-    training speed uses the packaged 8k split and scaling synthetic images."""
-    model = model_path(quick)
+def plan(quick: bool, mnist: bool = True) -> dict[str, tuple[str, str, list[str]]]:
+    """Step name -> (title, script module, arguments), in running order."""
     data = ["--data", "mnist", "--mnist-dir", MNIST]
     few = ["--quick"] if quick else []
-    limit = ["--limit", str(tesseract_limit)] if tesseract_limit else []
     return {
         "train_speed": ("Training speed: Lightning vs plain PyTorch (torch's default threads)",
                         "train_speed", [*(data if mnist else []), *few]),
@@ -64,16 +53,6 @@ def plan(quick: bool, mnist: bool = True, tesseract_limit: int = 2000
         "inference": ("Inference latency and throughput", "inference_latency", few),
         "scaling": ("Scaling with data size and hidden width", "scaling",
                     [*(["--mnist-dir", MNIST] if mnist else []), "--threads", "1", *few]),
-        "tesseract_embedded": ("Tesseract vs MLP: embedded data's test split", "tesseract_baseline",
-                               ["--train-mlp", "--save-checkpoint", model, "--threads", "1", *few]),
-        "tesseract_mnist": ("Tesseract vs MLP: official MNIST test set", "tesseract_baseline",
-                            [*data, "--checkpoint", model, *limit, "--threads", "1", *few]),
-        "multidigit_embedded": ("Whole numbers, MLP vs Tesseract: embedded test digits",
-                                "multidigit", ["--n", "6" if quick else "300", "--checkpoint",
-                                               model, "--threads", "1"]),
-        "multidigit_mnist": ("Whole numbers, MLP vs Tesseract: official MNIST test digits",
-                             "multidigit", [*data, "--n", "6" if quick else "1000",
-                                            "--checkpoint", model, "--threads", "1"]),
     }
 
 
@@ -109,8 +88,7 @@ def render(out: Path, quick: bool, where: Path) -> str:
         if not path.is_file():
             continue
         payload: dict[str, Any] = json.loads(path.read_text())
-        limit = payload["config"].get("n", 0) if payload["config"].get("limited") else 0
-        title, module, args = plan(quick, read_mnist(payload), limit)[name]
+        title, module, args = plan(quick, read_mnist(payload))[name]
         script = importlib.import_module(f"benchmarks.{module}")
         headlines.append([title, script.headline(payload)])
         body = (script.markdown(payload, where) if module == "scaling"
@@ -135,9 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("steps", nargs="*", metavar="STEP", help="steps to run (default: all)")
     p.add_argument("--mnist-dir", type=Path, default=None,
                    help="folder with the four official MNIST .gz files (default: the training "
-                   "cache if filled, else the MNIST steps are left out)")
-    p.add_argument("--tesseract-mnist-limit", type=int, default=2000,
-                   help="official test images for Tesseract (0 = all 10,000; ~50-100 ms each)")
+                   "cache if filled, else the packaged split and synthetic images)")
     p.add_argument("--render", action="store_true", help="run nothing, only rewrite RESULTS.md")
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes, results in outputs/bench/quick (never benchmarks/)")
@@ -149,25 +125,17 @@ def main(argv: list[str] | None = None) -> int:
 
         cache = default_data_dir("mnist")
         mnist_dir = cache if all((cache / name).is_file() for name in MNIST_FILES) else None
-    steps = plan(args.quick, mnist_dir is not None, args.tesseract_mnist_limit)
+    steps = plan(args.quick, mnist_dir is not None)
     unknown = sorted(set(args.steps) - set(steps))
     if unknown:
         raise BenchmarkError(f"unknown step(s) {unknown}; choose from {', '.join(steps)}")
     failed = []
     if not args.render:
         chosen = [name for name in steps if not args.steps or name in args.steps]  # plan order
-        model = model_path(args.quick)
-        readers = [n for n in chosen if n != "tesseract_embedded"
-                   and any(model in a for a in steps[n][2])]
-        if readers and "tesseract_embedded" not in chosen and not (ROOT / model).is_file():
-            raise BenchmarkError(f"{', '.join(readers)} read {model}, which is missing: run the "
-                                 "tesseract_embedded step first (it trains it)")
         started = time.perf_counter()
         for name in chosen:
             _, module, step_args = steps[name]
-            if MNIST in step_args and mnist_dir is None:
-                print(f"\n=== {name}: skipped, needs --mnist-dir", flush=True)
-            elif not run_step(name, module, step_args, mnist_dir, out):
+            if not run_step(name, module, step_args, mnist_dir, out):
                 failed.append(name)
         print(f"\n{(time.perf_counter() - started) / 60:.1f} min of benchmarks")
     results = out / "RESULTS.md" if args.quick else ROOT / "benchmarks" / "RESULTS.md"

@@ -16,9 +16,9 @@ boxes, pen included, in digit heights):
 Readers: the stroke reader (``stroke_reading.read_strokes``), today's pixel reader
 (``reading.read_number`` on the same canvas), Tesseract (``read_line``, a small sample:
 it is slow) and, as the per-character yardstick, the same model on each digit's own
-strokes (the true grouping: "digits apart"). Scores as benchmarks/multidigit.py:
-whole number right, per character (1 - edit distance / length), right count of
-characters (segmentation). The old composed-MNIST numbers are a second table.
+strokes (the true grouping: "digits apart"). Scores: whole number right, per character
+(1 - edit distance / length, each number's distance capped at its length), right count of
+characters (segmentation).
 
     python -m benchmarks.stroke_numbers --checkpoint outputs/app_promoted/model.ckpt \\
         --pendigits-cache /work/shared/data/pendigits --n 300
@@ -45,7 +45,6 @@ from benchmarks.common import (
     table,
     write_json,
 )
-from benchmarks.multidigit import score
 
 SPACINGS = {"separated": (0.15, 0.6), "touching": (-0.08, 0.0), "overlapping": (-0.3, -0.08)}
 TARGETS = {"separated": {"right count": 0.995, "whole number": 0.93},
@@ -146,6 +145,24 @@ def read_all(numbers: list[dict[str, Any]], predictor: Any, tesseract: int) -> t
     return answers, seconds
 
 
+def score(predicted: list[str], truth: list[str]) -> dict[str, Any]:
+    """Whole-number accuracy, per-character accuracy (1 - capped edit distance / length, over
+    all characters), right-length rate and empty-answer rate."""
+    from torchmetrics.functional.text import edit_distance
+
+    if not truth:
+        return {"n": 0, "whole_accuracy": None, "char_accuracy": None,
+                "right_length": None, "empty": None}
+    n = len(truth)
+    distances = edit_distance(predicted, truth, reduction="none").tolist()
+    errors = sum(min(d, len(t)) for d, t in zip(distances, truth, strict=True))
+    whole = sum(p == t for p, t in zip(predicted, truth, strict=True))
+    return {"n": n, "whole_correct": whole, "whole_accuracy": whole / n,
+            "char_accuracy": 1.0 - errors / sum(len(t) for t in truth),
+            "right_length": sum(len(p) == len(t) for p, t in zip(predicted, truth, strict=True)) / n,
+            "empty": sum(not p for p in predicted) / n}
+
+
 def results(numbers: list[dict[str, Any]], answers: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, read in answers.items():
@@ -156,17 +173,6 @@ def results(numbers: list[dict[str, Any]], answers: dict[str, Any]) -> dict[str,
             keep = [k for k, i in enumerate(index) if numbers[i]["spacing"] == spacing]
             out[name][spacing] = score([texts[k] for k in keep], [numbers[index[k]]["text"] for k in keep])
     return out
-
-
-def composed_mnist(predictor: Any, n: int, seed: int) -> dict[str, Any]:
-    """The old benchmark's numbers (composed MNIST digits, embedded test split) read by the
-    pixel reader, for comparison with earlier reports."""
-    from benchmarks.multidigit import breakdown, compose_dataset, load_test_split, model_reader
-
-    images, labels, classes, desc, _ = load_test_split("embedded", None)
-    numbers = compose_dataset(images, labels, classes, n, seed=seed)
-    read = model_reader(predictor)
-    return {"test_set": desc, "results": breakdown([read(c) for c in numbers], numbers)}
 
 
 def verdicts(res: dict[str, Any], apart: dict[str, Any]) -> list[str]:
@@ -199,15 +205,6 @@ def report(payload: dict[str, Any]) -> str:
              f"Tesseract: {cfg['tesseract']}. Seconds: "
              + ", ".join(f"{k} {v:.1f}" for k, v in payload["seconds"].items()), "",
              "## Targets (stroke reader)", "", *verdicts(res[STROKE_READER], res[APART]), ""]
-    mnist = payload.get("composed_mnist")
-    if mnist:
-        r = mnist["results"]
-        lines += ["## Old composed-MNIST numbers (pixel reader; benchmarks/multidigit.py layout)", "",
-                  f"{r['all']['n']} numbers from the {mnist['test_set']}: whole "
-                  f"{pct(r['all']['whole_accuracy'])}, per character {pct(r['all']['char_accuracy'])}, "
-                  f"right count {pct(r['all']['right_length'])}; touching "
-                  f"{pct(r['touching']['whole_accuracy'])} whole. They have no strokes, so the "
-                  "stroke reader cannot read them.", ""]
     lines += ["Examples (truth: strokes / pixels):", "",
               ", ".join(f"{e['truth']} ({e['spacing']}): {e['strokes']} / {e['pixels']}"
                         for e in payload["examples"]), ""]
@@ -225,7 +222,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=positive_int, default=300, help="numbers per spacing")
     p.add_argument("--max-digits", type=positive_int, default=8, help=f">= {MIN_DIGITS}")
     p.add_argument("--tesseract", type=int, default=20, help="numbers per spacing for Tesseract (0: none)")
-    p.add_argument("--mnist", type=int, default=300, help="composed-MNIST numbers (0: skip)")
     p.add_argument("--out", type=Path, default=None, help="write the markdown report here")
     args = p.parse_args(argv)
     args.min_digits, args.seed, args.split_seed = MIN_DIGITS, SEED, SPLIT_SEED
@@ -258,8 +254,6 @@ def main(argv: list[str] | None = None) -> int:
                       "strokes": answers[STROKE_READER][i] or "-", "pixels": answers[PIXEL_READER][i] or "-"}
                      for i, item in enumerate(numbers) if i % max(1, len(numbers) // 12) == 0],
     }
-    if args.mnist:
-        payload["composed_mnist"] = composed_mnist(predictor, args.mnist, args.seed)
     text = report(payload)
     print(text)
     if args.out:

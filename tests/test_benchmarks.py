@@ -17,18 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import (
-    inference_latency,
-    multidigit,
-    run_all,
-    scaling,
-    tesseract_baseline,
-    train_speed,
-)
+from benchmarks import inference_latency, run_all, scaling, train_speed
 from benchmarks.common import PeakMemory, percentiles, run_main, summarize, table, write_json
-from handwriting.inference import Predictor
-from handwriting.ocr import tesseract_available
-from tests.helpers import save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,16 +61,6 @@ def payloads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
         "scaling": run_script(scaling, ["--quick", "--plot", str(tmp / "scaling.png")],
                               tmp / "scaling.json"),
     }
-    checkpoint = tmp / "tiny.ckpt"
-    save_checkpoint(checkpoint, hidden_sizes=(16,))
-    if tesseract_available():
-        out["tesseract_embedded"] = run_script(
-            tesseract_baseline, ["--quick", "--limit", "4", "--checkpoint", str(checkpoint)],
-            tmp / "tesseract_embedded.json")
-    no_tess = [] if tesseract_available() else ["--no-tesseract"]
-    out["multidigit_embedded"] = run_script(
-        multidigit, ["--n", "3", "--checkpoint", str(checkpoint), "--threads", "1", *no_tess],
-        tmp / "multidigit_embedded.json")
     out["_tmp"] = {"dir": str(tmp)}
     return out
 
@@ -125,22 +105,6 @@ def test_scaling_reports_each_point_and_saves_plot(payloads: dict[str, Any]) -> 
     assert "(scaling.png)" in scaling.markdown(p, plot.parent)  # linked beside the markdown
 
 
-def test_tesseract_baseline_compares_both_readers(payloads: dict[str, Any]) -> None:
-    if "tesseract_embedded" not in payloads:
-        pytest.skip("tesseract is not installed")
-    p = payloads["tesseract_embedded"]
-    assert p["config"]["n"] == 4 and p["config"]["test_size_total"] == 1000
-    for reader in ("mlp", "tesseract"):
-        result = p[reader]
-        assert result["n"] == 4 and 0 <= result["accuracy"] <= 1
-        assert set(result["per_class"]) == {str(d) for d in range(10)}
-        assert sum(c["n"] for c in result["per_class"].values()) == 4
-    assert p["mlp"]["rejection_rate"] == 0.0
-    assert sum(p["agreement"].values()) == 4
-    # A random checkpoint records no training data: the script must say it cannot rule out overlap.
-    assert p["config"]["leakage_warning"] and "**Warning:**" in tesseract_baseline.markdown(p)
-
-
 def test_run_all_renders_every_kept_result(payloads: dict[str, Any], tmp_path: Path) -> None:
     folder = Path(payloads["_tmp"]["dir"])
     text = run_all.render(folder, quick=True, where=folder)
@@ -148,14 +112,9 @@ def test_run_all_renders_every_kept_result(payloads: dict[str, Any], tmp_path: P
     headline = text.split("## Headline numbers", 1)[1].split("\n## ", 1)[0]
     ts = payloads["train_speed"]
     assert f"MLPClassifier {ts['ratio_median']:.2f}x median" in headline
-    mlp = payloads["multidigit_embedded"]["results"][multidigit.MLP_READER]["all"]
-    assert f"MLP {100 * mlp['whole_accuracy']:.1f}% / {100 * mlp['char_accuracy']:.1f}%" in headline
-    assert ("vs Tesseract" in headline) == tesseract_available()
     assert payloads["inference"]["machine"]["date"] in text  # each section says when it ran
     assert "Reproduce: `python -m benchmarks.scaling --threads 1 --quick`" in text  # synthetic
-    assert "## Tesseract vs MLP: official MNIST test set" not in text  # no JSON, no section
-    layouts = payloads["multidigit_embedded"]["layouts"]
-    assert f"overlapping boxes ({layouts['overlapping boxes']})" in text
+    assert "## Training speed: Lightning vs plain PyTorch (1 torch thread)" not in text  # no JSON
 
 
 def test_committed_results_md_is_rendered_from_the_committed_json() -> None:
@@ -164,22 +123,15 @@ def test_committed_results_md_is_rendered_from_the_committed_json() -> None:
     assert rendered == (ROOT / "benchmarks" / "RESULTS.md").read_text()
 
 
-def test_run_all_plan_and_its_guards(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_all_plan_and_its_guards(capsys) -> None:
     steps = run_all.plan(quick=False, mnist=False)
     assert "--data" not in steps["train_speed"][2]  # the packaged 8k split without MNIST
-    assert run_all.MNIST in steps["tesseract_mnist"][2] and "--limit" in steps["tesseract_mnist"][2]
-    assert "--limit" not in run_all.plan(False, True, tesseract_limit=0)["tesseract_mnist"][2]
-    names = list(steps)
-    for name in ("tesseract_mnist", "multidigit_embedded", "multidigit_mnist"):
-        assert names.index(name) > names.index("tesseract_embedded")  # it trains their model
-    quick = run_all.plan(quick=True)
-    assert quick["multidigit_embedded"][2][:2] == ["--n", "6"]
-    assert "outputs/bench/quick/" in quick["multidigit_embedded"][2][3]  # never the real model
+    assert "--mnist-dir" not in steps["scaling"][2]  # synthetic images without MNIST
+    with_mnist = run_all.plan(quick=False, mnist=True)
+    assert run_all.MNIST in with_mnist["train_speed"][2] and run_all.MNIST in with_mnist["scaling"][2]
+    assert all("--quick" in args for _, _, args in run_all.plan(quick=True).values())
     assert run_main(run_all.main, ["nonsense"]) == 2
     assert "nonsense" in capsys.readouterr().err
-    monkeypatch.setattr(run_all, "ROOT", tmp_path)  # no trained model there
-    assert run_main(run_all.main, ["multidigit_embedded"]) == 2
-    assert "run the tesseract_embedded step first" in capsys.readouterr().err
 
 
 def test_a_failed_rerun_leaves_no_stale_result(tmp_path: Path) -> None:
@@ -228,21 +180,6 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         train_speed.main(["--repeats", "0"])
     assert exit_info.value.code == 2
-
-
-def test_tesseract_training_path_saves_a_loadable_model(tmp_path: Path) -> None:
-    if not tesseract_available():
-        pytest.skip("tesseract is not installed")
-    saved = tmp_path / "mlp.ckpt"
-    payload = run_script(
-        tesseract_baseline,
-        ["--quick", "--limit", "2", "--train-mlp", "--save-checkpoint", str(saved)],
-        tmp_path / "tb.json",
-    )
-    assert "trained here" in payload["config"]["model"]
-    assert payload["config"]["leakage_warning"] is None  # trained on this very split's train part
-    predictor = Predictor.from_checkpoint(saved)
-    assert predictor.metadata["data_fingerprint"] == payload["config"]["data_fingerprint"]
 
 
 def test_helpers_summaries_and_memory_probe() -> None:

@@ -1,5 +1,5 @@
-"""handwriting.reading (whole numbers with a single-character model), the `read-number`
-CLI, and the pieces of benchmarks/multidigit.py that decide what a score means.
+"""handwriting.reading (whole numbers with a single-character model) and the `read-number`
+CLI; and benchmarks/stroke_numbers.py's score, which decides what a number's score means.
 
 Numbers are composed from real held-out MNIST digits of the packaged sample and read by
 a small MLP trained in-process (about a second), so the strings are checked against
@@ -10,7 +10,6 @@ are one connected stroke, so a failure points at reading/segmentation, not the t
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +18,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from benchmarks import multidigit
-from benchmarks.common import run_main
+from benchmarks.stroke_numbers import score
 from handwriting import cli
 from handwriting.inference import Predictor
 from handwriting.model import MLPClassifier
@@ -54,14 +52,23 @@ def clear_digits(mnist, predictor: Predictor) -> dict[str, np.ndarray]:
 
 
 def separated(text: str, digits: dict[str, np.ndarray], height: int = 60) -> np.ndarray:
-    """``text`` written with the chosen digits, half a digit height apart, white on black."""
-    layout = multidigit.Layout(
-        height=height,
-        gaps=(0.5,) * (len(text) - 1),
-        shifts=(0.0,) * len(text),
-        scales=(1.0,) * len(text),
-    )
-    return multidigit.compose_number([digits[c] for c in text], text, layout).image
+    """``text`` written with the chosen digits (ink scaled to ``height`` px, as an MNIST
+    digit's ink is about 20 of its 28 px), half a digit height apart, white on black."""
+    glyphs = []
+    for char in text:
+        digit = np.asarray(digits[char], dtype=np.float32)
+        digit = digit / 255.0 if digit.max() > 1.0 else digit
+        rows, cols = np.nonzero(digit > 0.05)
+        crop = digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        size = (round(crop.shape[1] * height / 20), round(crop.shape[0] * height / 20))
+        glyph = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BILINEAR))
+        glyphs.append(np.clip(glyph, 0.0, 1.0))
+    margin, gap = height // 3, np.zeros((1, height // 2), np.float32)
+    tall = max(g.shape[0] for g in glyphs)
+    line = [np.pad(g, (((tall - g.shape[0]) // 2, (tall - g.shape[0] + 1) // 2), (0, 0)))
+            for g in glyphs]
+    parts = [piece for glyph in line for piece in (glyph, np.repeat(gap, tall, axis=0))][:-1]
+    return np.pad(np.hstack(parts), margin)
 
 
 def as_png(white_on_black: np.ndarray) -> bytes:
@@ -209,64 +216,10 @@ def test_cli_read_number_prints_the_string_and_confidences(
 # --------------------------------------------------------------------------- benchmark pieces
 
 
-@pytest.mark.parametrize(
-    ("a", "b", "distance"),
-    [("", "", 0), ("123", "123", 0), ("123", "", 3), ("", "12", 2), ("1234", "1334", 1),
-     ("1234", "124", 1), ("124", "1234", 1), ("2026", "6202", 2), ("kitten", "sitting", 3)],
-)
-def test_levenshtein(a: str, b: str, distance: int) -> None:
-    assert multidigit.levenshtein(a, b) == distance
-
-
 def test_scores_whole_and_per_character() -> None:
-    result = multidigit.score(["123", "45", "", "7890123"], ["123", "456", "78", "78"])
-    assert result["whole_accuracy"] == 0.25
-    # errors: 0 + 1 + 2 + min(5, 2) over 3 + 3 + 2 + 2 characters
-    assert result["char_accuracy"] == pytest.approx(1 - 5 / 10)
-    assert result["right_length"] == 0.25 and result["empty"] == 0.25
-
-
-def test_composed_layouts_are_classified_by_how_close_the_digits_are(clear_digits) -> None:
-    def layout(gap: float) -> str:
-        plan = multidigit.Layout(height=56, gaps=(gap,), shifts=(0.0, 0.0), scales=(1.0, 1.0))
-        return multidigit.compose_number([clear_digits["0"], clear_digits["8"]], "08", plan).layout
-
-    assert layout(0.4) == "separated"
-    assert layout(-0.6) == "touching"  # half a digit on top of the other: the ink meets
-
-
-def test_composed_dataset_is_deterministic_and_varied(mnist) -> None:
-    images, labels = mnist[0][HELD_OUT.start :], mnist[1][HELD_OUT.start :]
-    first = multidigit.compose_dataset(images, labels, [str(d) for d in range(10)], 30, seed=3)
-    again = multidigit.compose_dataset(images, labels, [str(d) for d in range(10)], 30, seed=3)
-    assert [c.text for c in first] == [c.text for c in again]
-    assert all(np.array_equal(a.image, b.image) for a, b in zip(first, again, strict=True))
-    assert {len(c.text) for c in first} >= {2, 4, 6} and max(len(c.text) for c in first) <= 6
-    assert len({c.image.shape[0] for c in first}) > 5  # random digit heights
-    assert any(g < 0 for c in first for g in c.gaps_px)  # some neighbours overlap
-    assert {c.layout for c in first} <= set(multidigit.LAYOUTS)
-    for c in first:
-        assert c.image.max() > 0.9 and len(c.digit_images) == len(c.text)
-
-
-def test_benchmark_runs_and_writes_json(
-    trained_model: MLPClassifier, tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
-    checkpoint = write_promoted_model(tmp_path / "model", trained_model)
-    out = tmp_path / "multidigit.json"
-    args = ["--n", "12", "--no-tesseract", "--checkpoint", str(checkpoint), "--json-out", str(out)]
-    threads = torch.get_num_threads()
-    try:
-        assert run_main(multidigit.main, args) == 0
-    finally:
-        torch.set_num_threads(threads)
-    payload = json.loads(out.read_text())
-    results = payload["results"]
-    assert set(results) == {"MLP (segmentation + read_number)", "MLP on the separate digits"}
-    for result in results.values():
-        assert result["all"]["n"] == 12
-        assert sum(result[k]["n"] for k in multidigit.LAYOUTS) == 12
-        assert 0 <= result["all"]["whole_accuracy"] <= 1
-        assert 0 <= result["all"]["char_accuracy"] <= 1
-    assert "whole number" in capsys.readouterr().out
-    assert run_main(multidigit.main, ["--min-digits", "5", "--max-digits", "2"]) == 2
+    result = score(["123", "45", "", "7890123", "6202"], ["123", "456", "78", "78", "2026"])
+    assert result["whole_accuracy"] == 0.2
+    # edit distances 0, 1, 2 (an empty answer), 5 capped at 2, 2 (a swap is two edits)
+    assert result["char_accuracy"] == pytest.approx(1 - 7 / 14)
+    assert result["right_length"] == 0.4 and result["empty"] == 0.2
+    assert score([], [])["whole_accuracy"] is None

@@ -167,7 +167,7 @@ def test_benchmark_smoke_on_a_synthetic_unipen_file(tiny_model, tmp_path):
     assert stroke_numbers.main([
         "--checkpoint", str(tiny_model / "model.ckpt"), "--unipen-file", str(unipen),
         "--val-writers", "2", "--test-writers", "2", "--n", "3", "--max-digits", "4",
-        "--tesseract", "0", "--mnist", "0", "--out", str(out), "--json-out", str(raw)]) == 0
+        "--tesseract", "0", "--out", str(out), "--json-out", str(raw)]) == 0
     payload = json.loads(raw.read_text())
     results = payload["results"]
     assert set(results) == {stroke_numbers.STROKE_READER, stroke_numbers.PIXEL_READER, stroke_numbers.APART}
