@@ -18,9 +18,10 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from handwriting import answers, canvas_state, deployment, pictures, serving, uploads
 from handwriting.calibration import NOT_A_DIGIT, NOT_SURE
+from handwriting.grey_image import ImageError
 from handwriting.inference import Predictor
 from handwriting.ocr import TesseractReader
-from handwriting.preprocessing import EmptyImageError, ImageError
+from handwriting.preprocessing import EmptyImageError
 
 T = TypeVar("T")
 TOP_K = 3

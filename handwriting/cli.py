@@ -22,13 +22,14 @@ from handwriting import cli_model, cli_read
 
 def default_model_dir() -> Path:
     """Where the app loads from (see ``promotion.default_promoted_dir``)."""
-    from handwriting.promotion import default_promoted_dir
+    from handwriting.promoted_dir import default_promoted_dir
 
     return default_promoted_dir()
 
 
 def _cmd_promote(args: argparse.Namespace) -> int:
-    from handwriting.promotion import best_run, find_runs, promote, ranks_by_drawn
+    from handwriting.promotion import promote
+    from handwriting.runs import best_run, find_runs, ranks_by_drawn
 
     candidates = find_runs(args.directory)
     best = best_run(candidates)

@@ -21,7 +21,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from handwriting.data.download import DownloadError
     from handwriting.data.pen_source import PenDigits
     from handwriting.inference import CALIBRATION_KEY, model_from_checkpoint, read_checkpoint
-    from handwriting.promotion import MODEL_FILE, SELECTION_METRIC, recalibrate
+    from handwriting.promoted_dir import MODEL_FILE
+    from handwriting.promotion import recalibrate
+    from handwriting.runs import SELECTION_METRIC
 
     path = model_file(args.model)
     checkpoint = read_checkpoint(path)
@@ -59,7 +61,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     """Print the promoted model's metadata, but only for a model that loads: metadata read
     from a file whose weights the app would refuse must not look like a healthy model."""
     from handwriting.inference import ModelLoadError, ModelNotFoundError, model_from_checkpoint
-    from handwriting.promotion import MODEL_FILE, SELECTION_METRIC, read_promoted
+    from handwriting.promoted_dir import MODEL_FILE, read_promoted
+    from handwriting.runs import SELECTION_METRIC
 
     given = Path(args.model)
     path = given if given.is_file() else given / MODEL_FILE

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 def cmd_predict(args: argparse.Namespace) -> int:
     from handwriting import serving
     from handwriting.answers import character_noun, cli_line
-    from handwriting.preprocessing import EmptyImageError, ImageError
+    from handwriting.grey_image import ImageError
+    from handwriting.preprocessing import EmptyImageError
 
     predictor = load_predictor(args.model)
     images, status = image_files(args.images)
@@ -62,7 +63,8 @@ def load_predictor(model: str) -> Predictor:
 def cmd_read_number(args: argparse.Namespace) -> int:
     from handwriting import serving
     from handwriting.answers import character_note, weakest_index
-    from handwriting.preprocessing import EmptyImageError, ImageError
+    from handwriting.grey_image import ImageError
+    from handwriting.preprocessing import EmptyImageError
     from handwriting.stroke_format import StrokeFormatError, load_strokes
 
     if not args.images and not args.strokes:

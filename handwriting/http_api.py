@@ -36,6 +36,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from handwriting import serving
+from handwriting.grey_image import ImageError
 from handwriting.inference import ModelLoadError, Predictor
 from handwriting.model_card import describe_model
 from handwriting.model_loading import (
@@ -44,7 +45,7 @@ from handwriting.model_loading import (
     model_cache_key,
     promoted_model_path,
 )
-from handwriting.preprocessing import EmptyImageError, ImageError
+from handwriting.preprocessing import EmptyImageError
 from handwriting.stroke_format import StrokeDrawing, StrokeFormatError, loads_strokes
 from handwriting.uploads import MAX_UPLOAD_BYTES, UPLOAD_TYPES, UploadError, check_upload
 

@@ -14,7 +14,7 @@ class SweepSummaryCallback(Callback):
         self.promote = promote
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from handwriting.promotion import PromotionError
+        from handwriting.promoted_dir import PromotionError
         from handwriting.sweep import summarize
 
         sweep_dir = Path(config.hydra.sweep.dir)

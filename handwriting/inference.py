@@ -187,7 +187,8 @@ class Predictor:
     def predict_image(self, image: Any) -> Prediction:
         """Any image (path, bytes, PIL, array; any size, mode, polarity) through the shared
         preprocessing, then :meth:`predict`."""
-        from handwriting.preprocessing import load_image, prepare_image
+        from handwriting.grey_image import load_image
+        from handwriting.preprocessing import prepare_image
 
         if isinstance(image, (str, Path, bytes)):
             image = load_image(image)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from handwriting.inference import ModelLoadError, ModelNotFoundError, Predictor
-from handwriting.promotion import MODEL_FILE, default_promoted_dir
+from handwriting.inference import ModelLoadError, Predictor
+from handwriting.promoted_dir import MODEL_FILE, default_promoted_dir
 
 MODEL_DIR_ENV = "HANDWRITING_MODEL_DIR"
 TRAIN_COMMAND = "python train.py"
@@ -69,10 +69,3 @@ def corrupt_model_message(path: str | Path, error: Exception) -> str:
     return (
         f"**The model file `{path}` cannot be used.**\n\n{error}\n\n{advice}Then reload this page."
     )
-
-
-def model_problem(path: str | Path, error: Exception) -> str:
-    """The message for any failure to load ``path``."""
-    if isinstance(error, ModelNotFoundError):
-        return missing_model_message(path)
-    return corrupt_model_message(path, error)

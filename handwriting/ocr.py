@@ -34,7 +34,7 @@ import numpy as np
 import pytesseract
 from PIL import Image, ImageFilter
 
-from handwriting.preprocessing import unit_gray
+from handwriting.grey_image import unit_gray
 
 T = TypeVar("T")
 

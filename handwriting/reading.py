@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
+from handwriting.grey_image import load_image, to_gray
 from handwriting.preprocessing import (
     DEFAULT_CONTRAST,
     DEFAULT_MIN_INK,
@@ -27,8 +28,6 @@ from handwriting.preprocessing import (
     background_level,
     center_like_mnist,
     has_ink,
-    load_image,
-    to_gray,
     to_white_on_black,
 )
 from handwriting.segmentation import segment_characters

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from handwriting.preprocessing import unit_gray
+from handwriting.grey_image import unit_gray
 
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 

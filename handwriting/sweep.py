@@ -16,7 +16,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
-from handwriting.promotion import Candidate, best_run, find_runs, promote, rank_runs  # noqa: E402
+from handwriting.promotion import promote
+from handwriting.runs import Candidate, best_run, find_runs, rank_runs
 
 
 @dataclass(frozen=True)

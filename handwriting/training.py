@@ -36,9 +36,11 @@ from handwriting.data.datamodule import HandwritingDataModule
 from handwriting.drawn import DrawnEvaluation
 from handwriting.inference import ModelLoadError, model_from_checkpoint, read_checkpoint
 from handwriting.model import NonFiniteLossError
-from handwriting.promotion import RUN_SUMMARY, Candidate, PromotionError, promote
+from handwriting.promoted_dir import PromotionError
+from handwriting.promotion import promote
 from handwriting.provenance import code_version
 from handwriting.report import write_report
+from handwriting.runs import RUN_SUMMARY, Candidate
 
 log = logging.getLogger(__name__)
 # The best checkpoint's metrics go to the W&B run summary as final/<metric> (what

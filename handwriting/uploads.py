@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from handwriting.preprocessing import ImageError, load_image
+from handwriting.grey_image import ImageError, load_image
 
 # What the file picker offers and what the server accepts. A digit needs a few hundred
 # pixels per side; the limits only stop accidents and decompression bombs.

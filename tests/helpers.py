@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from handwriting.model import MLPClassifier
-from handwriting.promotion import RUN_SUMMARY
+from handwriting.runs import RUN_SUMMARY
 
 
 def save_checkpoint(path: Path, hidden_sizes: tuple[int, ...] = (16,), seed: int = 0) -> MLPClassifier:

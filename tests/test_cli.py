@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from handwriting.cli import main
-from handwriting.promotion import current_metadata
+from handwriting.promoted_dir import current_metadata
 from tests.helpers import make_run_dir
 
 

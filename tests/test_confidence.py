@@ -30,7 +30,8 @@ from handwriting.data.types import LabeledImages
 from handwriting.inference import Predictor
 from handwriting.junk import KINDS, make_junk
 from handwriting.junk_detector import JunkDetector, train_detector
-from handwriting.promotion import Candidate, promote
+from handwriting.promotion import promote
+from handwriting.runs import Candidate
 from tests.helpers import make_run_dir
 
 

@@ -217,7 +217,7 @@ def wandb_sweep_trials(spec: dict) -> list[dict]:
 def test_wandb_sweep_sends_overrides_that_train_py_accepts() -> None:
     from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
-    from handwriting.promotion import SELECTION_METRIC
+    from handwriting.runs import SELECTION_METRIC
     from handwriting.training import SUMMARY_PREFIX
 
     spec = yaml.safe_load(WANDB_SWEEP.read_text())

@@ -12,15 +12,13 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from handwriting.grey_image import ImageError, load_image, to_gray
 from handwriting.preprocessing import (
     EmptyImageError,
-    ImageError,
     center_like_mnist,
     has_ink,
-    load_image,
     prepare_canvas,
     prepare_image,
-    to_gray,
     to_white_on_black,
 )
 

@@ -10,15 +10,9 @@ import pytest
 import torch
 
 from handwriting.inference import ModelLoadError, Predictor
-from handwriting.promotion import (
-    META_FILE,
-    MODEL_FILE,
-    Candidate,
-    best_run,
-    current_metadata,
-    find_runs,
-    promote,
-)
+from handwriting.promoted_dir import META_FILE, MODEL_FILE, current_metadata
+from handwriting.promotion import promote
+from handwriting.runs import Candidate, best_run, find_runs
 from tests.helpers import make_run_dir
 
 

@@ -18,17 +18,9 @@ import pytest
 import torch
 
 from handwriting.cli import main as cli_main
-from handwriting.promotion import (
-    HISTORY,
-    META_FILE,
-    MODEL_FILE,
-    BadRunError,
-    Candidate,
-    PromotionError,
-    find_runs,
-    promote,
-    read_promoted,
-)
+from handwriting.promoted_dir import HISTORY, META_FILE, MODEL_FILE, PromotionError, read_promoted
+from handwriting.promotion import promote
+from handwriting.runs import BadRunError, Candidate, find_runs
 from tests.faults import failing_writes, read_only_bind, small_tmpfs
 from tests.helpers import make_run_dir, save_checkpoint
 

@@ -39,8 +39,9 @@ from handwriting.data.pen_source import TRAIN_STYLE, PenDigits, split_writers
 from handwriting.data.pendigits import TRAIN_FILE
 from handwriting.data.types import LabeledImages, SourceData, StrokeSet
 from handwriting.drawn import DrawnEvaluation
-from handwriting.promotion import Candidate, best_run, find_runs, promote, rank_runs
+from handwriting.promotion import promote
 from handwriting.render import render_input
+from handwriting.runs import Candidate, best_run, find_runs, rank_runs
 from handwriting.training import train
 from tests.faults import failing_writes
 from tests.helpers import make_run_dir

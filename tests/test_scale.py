@@ -14,7 +14,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 
 from handwriting.config import register_configs
-from handwriting.promotion import current_metadata
+from handwriting.promoted_dir import current_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["trainer.max_epochs=1", "data.split.train=1000", "data.split.val=300", "data.split.test=300"]

@@ -73,9 +73,9 @@ def test_cache_key_is_none_without_a_file_and_changes_when_a_model_is_promoted(
 
 def test_missing_model_raises_not_found_and_message_gives_the_train_command(tmp_path: Path) -> None:
     path = tmp_path / "model.ckpt"
-    with pytest.raises(ModelNotFoundError) as info:
+    with pytest.raises(ModelNotFoundError):
         model_loading.load_predictor(path)
-    message = model_loading.model_problem(path, info.value)
+    message = model_loading.missing_model_message(path)
     assert "python train.py" in message and str(path) in message
     assert model_loading.MODEL_DIR_ENV in message
 
@@ -91,7 +91,7 @@ def test_corrupt_model_file_gives_a_clear_error(tmp_path: Path, content: bytes) 
     with pytest.raises(ModelLoadError) as info:
         model_loading.load_predictor(path)
     assert not isinstance(info.value, ModelNotFoundError)
-    message = model_loading.model_problem(path, info.value)
+    message = model_loading.corrupt_model_message(path, info.value)
     assert "cannot be used" in message and str(path) in message
     assert "python train.py" in message
 

@@ -23,7 +23,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from handwriting.config import register_configs
-from handwriting.promotion import current_metadata
+from handwriting.promoted_dir import current_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "slurm_cluster.sh"

@@ -19,7 +19,8 @@ import torch
 from handwriting.data.datamodule import HandwritingDataModule
 from handwriting.data.embedded import EmbeddedMNIST
 from handwriting.inference import Predictor
-from handwriting.promotion import Candidate, promote
+from handwriting.promotion import promote
+from handwriting.runs import Candidate
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["data.split.train=3000", "data.split.val=500", "data.split.test=500"]

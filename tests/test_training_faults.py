@@ -22,8 +22,10 @@ from handwriting.checkpoints import AtomicCheckpointIO, CheckpointWriteError
 from handwriting.config import register_configs, validate
 from handwriting.data.csv_source import CSVFormatError, CSVSource
 from handwriting.model import NonFiniteLossError
-from handwriting.promotion import META_FILE, Candidate, promote
+from handwriting.promoted_dir import META_FILE
+from handwriting.promotion import promote
 from handwriting.report import MAX_FIGURE_INCHES, plot_confusion
+from handwriting.runs import Candidate
 from tests.faults import small_tmpfs
 from tests.helpers import make_run_dir
 from tests.test_checkpoint_faults import malicious_checkpoint
