@@ -25,7 +25,7 @@ from digit_page import single_digit_mode  # noqa: E402
 from number_page import number_mode  # noqa: E402
 from page_parts import Settings  # noqa: E402
 
-from handwriting import answers, deployment, model_card, model_loading, ocr  # noqa: E402
+from handwriting import answers, deployment, model_card, model_loading, tesseract_binary  # noqa: E402
 from handwriting.inference import ModelLoadError, Predictor  # noqa: E402
 
 # One image at a time gains nothing from a thread pool; on a busy machine the pool's
@@ -49,7 +49,7 @@ def cached_predictor(path: str, mtime_ns: int) -> Predictor:
 
 @st.cache_data(ttl=300, show_spinner=False)
 def cached_tesseract_status() -> str:
-    return ocr.tesseract_status()
+    return tesseract_binary.tesseract_status()
 
 
 def load_model(public: bool) -> tuple[Predictor | None, Path]:

@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     tess_n = len(x_test) if args.tesseract is None else max(0, min(args.tesseract, len(x_test)))
     tess_seconds = 0.0
     if tess_n:
-        from handwriting.ocr import TesseractReader, TesseractUnavailable, tesseract_version
+        from handwriting.ocr import TesseractReader
+        from handwriting.tesseract_binary import TesseractUnavailable, tesseract_version
 
         pick = np.sort(np.random.default_rng(0).choice(len(x_test), tess_n, replace=False))
         version = tesseract_version()

@@ -109,7 +109,7 @@ def make_numbers(part: Any, n: int, seed: int, lengths: tuple[int, int]) -> list
 
 
 def read_all(numbers: list[dict[str, Any]], predictor: Any, tesseract: int) -> tuple[dict, dict]:
-    from handwriting import ocr
+    from handwriting import ocr, tesseract_binary
     from handwriting.preprocessing import EmptyImageError, prepare_image
     from handwriting.reading import read_number
     from handwriting.render import draw_ink
@@ -135,7 +135,7 @@ def read_all(numbers: list[dict[str, Any]], predictor: Any, tesseract: int) -> t
                            for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
         probs = predictor.probabilities(inputs)
         answers[APART].append("".join(predictor.classes[int(k)] for k in probs.argmax(axis=1)))
-    if tesseract and ocr.tesseract_available():
+    if tesseract and tesseract_binary.tesseract_available():
         reader, picked = ocr.TesseractReader(), []
         for spacing in SPACINGS:
             picked += [i for i, item in enumerate(numbers) if item["spacing"] == spacing][:tesseract]
@@ -212,7 +212,7 @@ def report(payload: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from handwriting import ocr
+    from handwriting import tesseract_binary
     from handwriting.data.pen_source import PenDigits
     p = cli(__doc__, threads=False)
     p.add_argument("--checkpoint", type=Path, required=True, help="model checkpoint (a digit model)")
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     part = parts[args.split]
     numbers = make_numbers(part, args.n, args.seed, (args.min_digits, args.max_digits))
     answers, seconds = read_all(numbers, predictor, args.tesseract)
-    version = ocr.tesseract_version()
+    version = tesseract_binary.tesseract_version()
     payload: dict[str, Any] = {
         "benchmark": "stroke_numbers", "machine": machine_info(), "seconds": seconds,
         "config": {"n_per_spacing": args.n, "digits": [args.min_digits, args.max_digits],

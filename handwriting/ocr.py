@@ -15,15 +15,13 @@ the whitelist. Tesseract remains a weak reader of handwriting; that is the point
 of having it as a baseline.
 
 Tesseract runs as one subprocess per call (~50-100 ms), so batches go through
-a small thread pool. Set ``TESSERACT_CMD`` to use an executable outside PATH.
+a small thread pool. Finding the executable is ``tesseract_binary.py``'s job.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,59 +33,9 @@ import pytesseract
 from PIL import Image, ImageFilter
 
 from handwriting.grey_image import unit_gray
+from handwriting.tesseract_binary import TesseractUnavailable, tesseract_cmd
 
 T = TypeVar("T")
-
-INSTALL_HINT = (
-    "Install Tesseract: `sudo apt-get install tesseract-ocr` (Debian/Ubuntu), "
-    "`brew install tesseract` (macOS) or `choco install tesseract` (Windows); "
-    "or point the TESSERACT_CMD environment variable at the tesseract executable."
-)
-
-
-class TesseractUnavailable(RuntimeError):
-    """The tesseract executable cannot be run."""
-
-    def __init__(self, cmd: str, detail: str = "") -> None:
-        msg = f"Tesseract executable {cmd!r} was not found or could not be run"
-        if detail:
-            msg += f" ({detail})"
-        super().__init__(f"{msg}. {INSTALL_HINT}")
-
-
-def _tesseract_cmd() -> str:
-    """The executable to run: TESSERACT_CMD wins, else whatever pytesseract is set to."""
-    env = os.environ.get("TESSERACT_CMD")
-    if env:
-        pytesseract.pytesseract.tesseract_cmd = env
-    return pytesseract.pytesseract.tesseract_cmd
-
-
-def tesseract_version() -> str | None:
-    """Tesseract's version string (e.g. ``"5.3.0"``), or None when it cannot be run.
-
-    Asks the binary directly because ``pytesseract.get_tesseract_version`` caches
-    its first answer, which hides a changed or removed executable.
-    """
-    cmd = _tesseract_cmd()
-    if shutil.which(cmd) is None:
-        return None
-    try:
-        out = subprocess.run(
-            [cmd, "--version"], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    text = (out.stdout or out.stderr).strip()
-    first = text.splitlines()[0] if text else ""
-    return first.split()[-1] if first else None
-
-
-def tesseract_available() -> bool:
-    return tesseract_version() is not None
-
 
 @dataclass(frozen=True)
 class OcrResult:
@@ -240,7 +188,7 @@ class TesseractReader:
         self, fn: Callable[..., T], page: Image.Image, config: str, **kwargs: object
     ) -> T | None:
         """Run one pytesseract function; None on timeout, TesseractUnavailable when it cannot run."""
-        cmd = _tesseract_cmd()
+        cmd = tesseract_cmd()
         try:
             return fn(page, lang=self.lang, config=config, timeout=self.timeout, **kwargs)
         except pytesseract.TesseractNotFoundError as err:
@@ -323,11 +271,3 @@ class TesseractReader:
         if not np.any(arr > 0.1):
             return OcrResult.reject()
         return self._read_whitelisted(render_for_tesseract(arr, self.render), self.psm_line)
-
-
-def tesseract_status() -> str:
-    """One line for the app's sidebar: Tesseract's version, or how to install it."""
-    version = tesseract_version()
-    if version is None:
-        return f"Tesseract not found: the app runs without the comparison. {INSTALL_HINT}"
-    return f"Tesseract {version}"

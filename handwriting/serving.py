@@ -18,12 +18,13 @@ import numpy as np
 from PIL import Image
 
 from handwriting.inference import Prediction, Predictor
-from handwriting.ocr import OcrResult, TesseractReader, TesseractUnavailable
+from handwriting.ocr import OcrResult, TesseractReader
 from handwriting.preprocessing import EmptyImageError, canvas_array, prepare_image
 from handwriting.reading import NumberReading, read_number
 from handwriting.render import draw_ink
 from handwriting.stroke_format import StrokeDrawing
 from handwriting.stroke_reading import read_strokes
+from handwriting.tesseract_binary import TesseractUnavailable
 
 Source = StrokeDrawing | Image.Image | np.ndarray | str | Path | None
 NOTHING_SENT = "The canvas returned no image yet. Draw something first."

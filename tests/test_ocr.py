@@ -9,11 +9,9 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from handwriting import ocr
-from handwriting.ocr import (
-    OcrResult,
-    TesseractReader,
+from handwriting.ocr import OcrResult, TesseractReader, render_for_tesseract
+from handwriting.tesseract_binary import (
     TesseractUnavailable,
-    render_for_tesseract,
     tesseract_available,
     tesseract_version,
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import real_drawings
-from handwriting import ocr
+from handwriting import tesseract_binary
 from handwriting.data.pendigits import TRAIN_FILE
 from tests.browser_helpers import load_mnist_sample, train_tiny_model, write_promoted_model
 from tests.helpers import make_run_dir
@@ -46,7 +46,7 @@ def rows(text: str) -> dict[str, list[str]]:
 
 
 def test_one_row_per_model_with_numbers_in_range_and_tesseract(setup):
-    if not ocr.tesseract_available():
+    if not tesseract_binary.tesseract_available():
         pytest.skip("tesseract is not installed")
     text = run_benchmark(setup, "--tesseract", "6")
     table = rows(text)
@@ -70,7 +70,7 @@ def test_one_row_per_model_with_numbers_in_range_and_tesseract(setup):
 
 
 def test_missing_tesseract_is_a_row_not_a_crash(setup, monkeypatch):
-    monkeypatch.setattr(ocr, "tesseract_version", lambda: None)
+    monkeypatch.setattr(tesseract_binary, "tesseract_version", lambda: None)
     table = rows(run_benchmark(setup, "--tesseract", "3"))
     assert table["Tesseract"][1].startswith("not run")
 

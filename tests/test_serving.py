@@ -16,11 +16,20 @@ import pytest
 import torch
 from PIL import Image
 
-from handwriting import answers, model_card, model_loading, ocr, pictures, serving, uploads
+from handwriting import (
+    answers,
+    model_card,
+    model_loading,
+    pictures,
+    serving,
+    tesseract_binary,
+    uploads,
+)
 from handwriting.inference import ModelLoadError, ModelNotFoundError, Predictor
 from handwriting.model import MLPClassifier
-from handwriting.ocr import OcrResult, TesseractReader, tesseract_available
+from handwriting.ocr import OcrResult, TesseractReader
 from handwriting.preprocessing import EmptyImageError
+from handwriting.tesseract_binary import tesseract_available
 from tests.browser_helpers import (
     NUMBER_CANVAS,
     canvas_rgba,
@@ -253,7 +262,7 @@ def test_missing_tesseract_becomes_a_note_not_a_crash(
     )
     assert answers.tesseract_answer(reading.ocr, reading.ocr_note) == reading.ocr_note
     assert reading.prediction.label == str(mnist[1][HELD_OUT][0])  # the model still answers
-    assert ocr.tesseract_status().startswith("Tesseract not found")
+    assert tesseract_binary.tesseract_status().startswith("Tesseract not found")
 
 
 @pytest.mark.skipif(not tesseract_available(), reason="tesseract is not installed")
@@ -269,7 +278,7 @@ def test_tesseract_reads_the_same_input(
     for r in read:
         assert answers.tesseract_answer(r.ocr, r.ocr_note).startswith(f"Tesseract reads **{r.ocr.text}**")
         assert r.agrees == (r.ocr.text == r.prediction.label)
-    assert ocr.tesseract_status().startswith("Tesseract ")
+    assert tesseract_binary.tesseract_status().startswith("Tesseract ")
 
 
 def test_tesseract_whitelist_follows_the_model_classes() -> None:
