@@ -1,10 +1,8 @@
 """Write experiments/RESULTS.md from the experiments' own run files (never edit it by hand).
 
-Each experiment is a Hydra config in experiments/experiment/ run with ``python train.py -m
-+experiment=NAME``; its runs land under ``outputs/experiments/NAME/`` (one folder per
-launch, one run dir per job). This script reads every run's ``run.json`` and
-``.hydra/overrides.yaml`` (plus ``official_test.json`` where ``--official-test`` wrote one)
-and renders a summary, one table per experiment and the commands that ran.
+Reads every run's ``run.json``, ``.hydra/overrides.yaml`` and ``official_test.json`` (written
+by ``--official-test``) under ``outputs/experiments/NAME/`` (``python train.py -m
++experiment=NAME``) and renders a summary, a table per experiment and the commands that ran.
 
     python -m experiments.results [--output-dir outputs/experiments] [--out experiments/RESULTS.md]
     python -m experiments.results --official-test ~/.cache/handwriting/mnist   # score first
@@ -17,6 +15,9 @@ import json
 import math
 import statistics
 import sys
+from functools import partial
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -28,23 +29,28 @@ ROOT = HERE.parent
 # What the issues asked for (mean over seeds): test/acc, and drawn/acc with the worst writer.
 TARGETS: dict[str, dict[str, float]] = {
     "reference_mnist": {"test/acc": 0.975},
-    **{name: {"test/acc": 0.985} for name in ("strong_tuned_embedded", "strong_embedded")},
-    **{name: {"test/acc": 0.993} for name in ("strong_tuned_mnist", "strong_tuned_mnist_long",
-                                              "strong_mnist", "strong_mnist_long")},
+    **dict.fromkeys(("strong_tuned_embedded", "strong_embedded"), {"test/acc": 0.985}),
+    **dict.fromkeys(("strong_tuned_mnist", "strong_tuned_mnist_long", "strong_mnist",
+                     "strong_mnist_long"), {"test/acc": 0.993}),
     "app_model": {"test/acc": 0.993, "drawn/acc": 0.985, "drawn/worst_writer_acc": 0.95},
 }
 NOTE = (
-    "Accuracies in %, mean ± sample standard deviation over seeds. *test* is the data's own "
-    "test split (official MNIST 10k for `data=mnist`, the embedded 1,000 otherwise); the model "
-    "tested is the checkpoint with the best validation accuracy. *official 10k test*: models "
-    "trained on the embedded digits (the first 10k of the official training file), scored on "
-    "the independent official test set. *time / run*: wall time of the whole run on a machine "
-    "shared with other jobs, so compare times only roughly."
-)
+    "Accuracies in %, mean ± sample standard deviation over seeds. *test* is the data's own test "
+    "split (official MNIST 10k for `data=mnist`, the embedded 1,000 otherwise); the model tested "
+    "is the checkpoint with the best validation accuracy. *official 10k test*: models trained on "
+    "the embedded digits (the first 10k of the official training file), scored on the "
+    "independent official test set. *time / run*: wall time of the whole run on a machine shared "
+    "with other jobs, so compare times only roughly.")
+COLUMNS = {"val/acc": "val acc %", "test/acc": "test acc %", "official/acc": "official 10k test %",
+           "drawn/acc": "real drawings %", "drawn/worst_writer_acc": "worst writer %",
+           "train_clean/acc": "train acc (clean) %"}
+SUMMARY_COLUMNS = [k for k in COLUMNS if k != "train_clean/acc"]
+markdown = partial(tabulate, tablefmt="github", disable_numparse=True)
 
 
 def read_runs(sweep: Path) -> list[dict[str, Any]]:
-    """Every finished run under an experiment's folder, with its overrides and extra scores."""
+    """Every finished run under an experiment's folder, with its overrides, extra scores and
+    label: what tells its configuration apart from the experiment's others (seed aside)."""
     runs = []
     for path in sorted(sweep.rglob("run.json")):
         run = json.loads(path.read_text())
@@ -54,12 +60,11 @@ def read_runs(sweep: Path) -> list[dict[str, Any]]:
         if official.is_file():
             run["metrics"]["official/acc"] = json.loads(official.read_text())["acc"]
         runs.append(run)
+    shared = set.intersection(*(set(r["overrides"]) for r in runs)) if runs else set()
+    for run in runs:
+        run["label"] = " ".join(o for o in run["overrides"]
+                                if o not in shared and not o.startswith("seed="))
     return runs
-
-
-def label(run: dict[str, Any], shared: set[str]) -> str:
-    """What tells this run's configuration apart from the experiment's others (seed aside)."""
-    return " ".join(o for o in run["overrides"] if o not in shared and not o.startswith("seed="))
 
 
 def values(runs: list[dict[str, Any]], key: str) -> list[float]:
@@ -69,27 +74,22 @@ def values(runs: list[dict[str, Any]], key: str) -> list[float]:
 
 def pct(found: list[float]) -> str:
     """``mean ± std`` in percent; one run has no spread to show."""
-    if not found:
-        return ""
-    if len(found) == 1:
-        return f"{100 * found[0]:.2f}"
+    if len(found) < 2:
+        return f"{100 * found[0]:.2f}" if found else ""
     return f"{100 * statistics.fmean(found):.2f} ± {100 * statistics.stdev(found):.2f}"
 
 
 def seconds(found: list[float]) -> str:
-    if not found:
-        return ""
-    middle = f"{statistics.fmean(found):.0f} s"
-    return middle if len(found) == 1 else f"{middle} ({min(found):.0f}-{max(found):.0f})"
+    if len(found) < 2:
+        return f"{found[0]:.0f} s" if found else ""
+    return f"{statistics.fmean(found):.0f} s ({min(found):.0f}-{max(found):.0f})"
 
 
 def verdict(name: str, runs: list[dict[str, Any]]) -> str:
-    """Each target, met or not, judged at the precision shown (float32 metrics: 0.99299997
-    is 99.30 %)."""
+    """Each target, met or not, at the precision shown (float32: 0.99299997 is 99.30 %)."""
     parts = []
     for key, target in TARGETS.get(name, {}).items():
-        found = values(runs, key)
-        if found:
+        if found := values(runs, key):
             met = round(statistics.fmean(found), 4) >= round(target, 4)
             parts.append(f"{key} {100 * target:g}: {'met' if met else 'NOT met'}")
     return "; ".join(parts)
@@ -107,21 +107,13 @@ def best_epoch(run: dict[str, Any]) -> str:
     return str(int(name[5:8]) + 1) if name.startswith("epoch") and name[5:8].isdigit() else ""
 
 
-COLUMNS = {"val/acc": "val acc %", "test/acc": "test acc %", "official/acc": "official 10k test %",
-           "drawn/acc": "real drawings %", "drawn/worst_writer_acc": "worst writer %",
-           "train_clean/acc": "train acc (clean) %"}
-
-
-def summary_rows(name: str, runs: list[dict[str, Any]]) -> list[list[str]]:
-    shared = set.intersection(*(set(r["overrides"]) for r in runs))
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for run in runs:
-        groups.setdefault(label(run, shared), []).append(run)
+def summary_rows(name: str, runs: list[dict[str, Any]]) -> list[list[Any]]:
     rows = []
-    for key, members in sorted(groups.items()):
+    for key, group in groupby(sorted(runs, key=itemgetter("label")), key=itemgetter("label")):
+        members = list(group)
         test = values(members, "test/acc")
         rows.append([name + (f" `{key}`" if key else ""), data_line(members[0]), len(members),
-                     *(pct(values(members, k)) for k in COLUMNS if k != "train_clean/acc"),
+                     *(pct(values(members, k)) for k in SUMMARY_COLUMNS),
                      f"{100 * min(test):.2f} / {100 * max(test):.2f}" if len(test) > 1 else "",
                      verdict(name, members), seconds(values(members, "train_seconds"))])
     return rows
@@ -130,14 +122,13 @@ def summary_rows(name: str, runs: list[dict[str, Any]]) -> list[list[str]]:
 def run_table(runs: list[dict[str, Any]]) -> str:
     """One row per run, then mean ± std; columns only for the scores these runs have."""
     keys = [k for k in COLUMNS if values(runs, k)]
-    shared = set.intersection(*(set(r["overrides"]) for r in runs))
-    rows = [[label(r, shared), r["config"].get("seed"), *(pct(values([r], k)) for k in keys),
+    rows = [[r["label"], r["config"].get("seed"), *(pct(values([r], k)) for k in keys),
              f"{r['metrics'].get('epochs', 0):.0f}", best_epoch(r),
              seconds(values([r], "train_seconds"))] for r in runs]
     rows.append(["**mean ± std**", "", *(pct(values(runs, k)) for k in keys), "", "",
                  seconds(values(runs, "train_seconds"))])
-    headers = ["configuration", "seed", *(COLUMNS[k] for k in keys), "epochs", "best epoch", "time"]
-    return tabulate(rows, headers, tablefmt="github", disable_numparse=True)
+    return markdown(rows, ["configuration", "seed", *(COLUMNS[k] for k in keys), "epochs",
+                           "best epoch", "time"])
 
 
 def description(name: str) -> str:
@@ -151,28 +142,24 @@ def description(name: str) -> str:
 
 def commands(sweep: Path) -> list[str]:
     """The launches as Hydra recorded them (multirun.yaml), else each run's overrides."""
-    found = []
-    for path in sorted(sweep.rglob("multirun.yaml")):
-        task = yaml.safe_load(path.read_text())["hydra"]["overrides"]["task"]
-        found.append("python train.py -m " + " ".join(task))
-    if not found:
-        found = ["python train.py " + " ".join(yaml.safe_load(p.read_text()))
-                 for p in sorted(sweep.rglob(".hydra/overrides.yaml"))]
-    return found
+    launches = [yaml.safe_load(p.read_text())["hydra"]["overrides"]["task"]
+                for p in sorted(sweep.rglob("multirun.yaml"))]
+    if launches:
+        return ["python train.py -m " + " ".join(task) for task in launches]
+    return ["python train.py " + " ".join(yaml.safe_load(p.read_text()))
+            for p in sorted(sweep.rglob(".hydra/overrides.yaml"))]
 
 
 def render(output_dir: Path) -> str:
     sweeps = {p.name: read_runs(p) for p in sorted(output_dir.iterdir()) if p.is_dir()}
     sweeps = {name: runs for name, runs in sweeps.items() if runs}
-    headers = ["experiment", "data (train/val/test)", "seeds",
-               *(v for k, v in COLUMNS.items() if k != "train_clean/acc"), "test min / max %",
-               "target", "time / run"]
     summary = [row for name, runs in sweeps.items() for row in summary_rows(name, runs)]
+    headers = ["experiment", "data (train/val/test)", "seeds",
+               *(COLUMNS[k] for k in SUMMARY_COLUMNS), "test min / max %", "target", "time / run"]
+    shown = output_dir.relative_to(ROOT) if output_dir.is_relative_to(ROOT) else output_dir
     out = ["# Experiment results", "",
-           f"GENERATED by `python -m experiments.results` from the run files under "
-           f"`{output_dir.relative_to(ROOT) if output_dir.is_relative_to(ROOT) else output_dir}`: "
-           "do not edit by hand.", "", NOTE, "", "## Summary", "",
-           tabulate(summary, headers, tablefmt="github", disable_numparse=True), "",
+           f"GENERATED by `python -m experiments.results` from the run files under `{shown}`: "
+           "do not edit by hand.", "", NOTE, "", "## Summary", "", markdown(summary, headers), "",
            "## Per experiment"]
     for name, runs in sweeps.items():
         out += ["", f"### {name}", "", description(name), "", f"- data: {data_line(runs[0])}",
@@ -182,9 +169,8 @@ def render(output_dir: Path) -> str:
 
 
 def score_official(output_dir: Path, mnist_dir: Path) -> None:
-    """Score every run trained on the embedded digits on the official MNIST 10k test set and
-    write official_test.json beside its run.json. The embedded digits are the first 10,000 of
-    the official training file, so that test set is independent of them."""
+    """Score the runs trained on the embedded digits (the first 10k of the official training
+    file) on the independent official MNIST test set: official_test.json beside run.json."""
     import numpy as np
 
     from handwriting.data.mnist import MNIST
