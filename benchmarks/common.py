@@ -20,7 +20,6 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -150,21 +149,14 @@ def percentiles(samples: Sequence[float], qs: Sequence[float] = (50, 95, 99)) ->
     return {f"p{q:g}": float(np.percentile(np.asarray(samples, dtype=np.float64), q)) for q in qs}
 
 
-def timed_map(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 1
-              ) -> tuple[list[Any], list[float]]:
-    """(``fn`` of each item, in order; milliseconds each call took), ``workers`` threads."""
-
-    def one(item: Any) -> tuple[Any, float]:
+def timed_map(fn: Callable[[Any], Any], items: Sequence[Any]) -> tuple[list[Any], list[float]]:
+    """(``fn`` of each item, in order; milliseconds each call took)."""
+    results, ms = [], []
+    for item in items:
         start = time.perf_counter()
-        out = fn(item)
-        return out, (time.perf_counter() - start) * 1000
-
-    if workers == 1:
-        done = [one(item) for item in items]
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            done = list(pool.map(one, items))
-    return [d[0] for d in done], [d[1] for d in done]
+        results.append(fn(item))
+        ms.append((time.perf_counter() - start) * 1000)
+    return results, ms
 
 
 def _proc_field(path: str, key: str) -> str | None:
@@ -213,19 +205,15 @@ def check_mnist_dir(path: Path | str) -> Path:
     return folder
 
 
-def load_data_config(name: str, mnist_dir: Path | None = None, stage: str = "fit") -> Any:
+def load_data_config(name: str) -> Any:
     """The project's own conf/data/<name>.yaml as a set-up data module, so benchmarks split
-    exactly as training does. MNIST is read from ``mnist_dir`` only, never downloaded."""
+    exactly as training does."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.load(ROOT / "conf" / "data" / f"{name}.yaml")
-    if name == "mnist":
-        if mnist_dir is None:
-            raise BenchmarkError("--data mnist needs --mnist-dir (a folder with the MNIST files)")
-        cfg.source.cache_dir, cfg.source.download = str(check_mnist_dir(mnist_dir)), False
-    datamodule = instantiate(cfg, _convert_="all")
-    datamodule.setup(stage)
+    datamodule = instantiate(OmegaConf.load(ROOT / "conf" / "data" / f"{name}.yaml"),
+                             _convert_="all")
+    datamodule.setup("fit")
     return datamodule
 
 

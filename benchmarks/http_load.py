@@ -32,7 +32,7 @@ from handwriting.http_api import prediction_json
 from handwriting.inference import Predictor
 from handwriting.model import MLPClassifier
 from handwriting.preprocessing import prepare_image
-from handwriting.promotion import default_promoted_dir
+from handwriting.promoted_dir import default_promoted_dir
 from handwriting.uploads import check_upload
 
 TARGET_P50_MS, WARMUP = 5.0, 50

@@ -41,7 +41,8 @@ def _fingerprint(checkpoint: dict) -> str:
 def _promoter(args: tuple[list[str], Path, int, Path]) -> list[str]:
     """Promote the given runs (forced at random); return fingerprints actually promoted."""
     from handwriting.inference import read_checkpoint
-    from handwriting.promotion import Candidate, promote
+    from handwriting.promotion import promote
+    from handwriting.runs import Candidate
 
     runs, target, seed, log_path = args
     rng, promoted = random.Random(seed), []
@@ -56,7 +57,7 @@ def _promoter(args: tuple[list[str], Path, int, Path]) -> list[str]:
 
 def _reader(target: Path, stop, queue: mp.Queue) -> None:
     from handwriting.inference import ModelLoadError
-    from handwriting.promotion import read_promoted
+    from handwriting.promoted_dir import read_promoted
 
     reads = inconsistent = errors = 0
     while not stop.is_set():
@@ -73,7 +74,7 @@ def _reader(target: Path, stop, queue: mp.Queue) -> None:
 
 def soak_promotion(work: Path) -> dict[str, int]:
     from handwriting.inference import read_checkpoint
-    from handwriting.promotion import HISTORY, MODEL_FILE
+    from handwriting.promoted_dir import HISTORY, MODEL_FILE
     from tests.helpers import make_run_dir
 
     rng = random.Random(SEED)

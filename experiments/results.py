@@ -175,7 +175,7 @@ def score_official(output_dir: Path, mnist_dir: Path) -> None:
 
     from handwriting.data.mnist import MNIST
     from handwriting.inference import Predictor
-    from handwriting.promotion import find_runs
+    from handwriting.runs import find_runs
 
     test = MNIST(cache_dir=str(mnist_dir), download=False).load().test
     images = test.images.astype(np.float32) / 255.0

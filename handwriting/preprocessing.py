@@ -8,8 +8,8 @@ from the border) -> background subtracted and contrast stretched -> emptiness
 check -> MNIST-style normalisation (crop to ink, longer side to 20 px keeping
 the aspect ratio, centre of mass at the centre of a 28x28 field).
 
-Loading and grey conversion (``load_image``, ``to_gray``) live in ``grey_image.py`` and are
-re-exported here, so every step of the pipeline stays importable from this module.
+Loading and grey conversion (``load_image``, ``to_gray``, ``ImageError``) live in
+``grey_image.py``.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from handwriting.grey_image import (  # noqa: F401 - re-exported: the pipeline's public names
+from handwriting.grey_image import (
     ImageError,
     ImageSource,
     load_image,
     to_gray,
-    unit_gray,
 )
 
 SIZE = 28

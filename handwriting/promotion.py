@@ -6,8 +6,8 @@ only when it is better on the *same* evaluation data (same data fingerprint) unl
 forced; the run's fitted confidence travels with its weights.
 
 How the promoted folder is written and read whole (atomic renames, the lock, the history
-of replaced models, model.json beside model.ckpt) is ``promoted_dir.py``'s job; its public
-names and those of ``runs.py`` are re-exported here, where callers import them.
+of replaced models, model.json beside model.ckpt) is ``promoted_dir.py``'s job; finding and
+ranking runs is ``runs.py``'s.
 """
 
 from __future__ import annotations
@@ -19,28 +19,16 @@ from typing import Any
 
 from handwriting.calibration import read_run_calibration
 from handwriting.inference import CALIBRATION_KEY, ModelLoadError, read_checkpoint
-from handwriting.promoted_dir import (  # noqa: F401 - re-exported: promotion's public names
-    HISTORY,
-    META_FILE,
+from handwriting.promoted_dir import (
     MODEL_FILE,
-    PromotedModel,
-    PromotionError,
     current_metadata,
-    default_promoted_dir,
     install,
     locked,
-    read_promoted,
 )
-from handwriting.runs import (  # noqa: F401 - re-exported: promotion's public names
+from handwriting.runs import (
     DRAWN_SELECTION_METRIC,
-    RUN_SUMMARY,
     SELECTION_METRIC,
-    BadRunError,
     Candidate,
-    best_run,
-    find_runs,
-    rank_runs,
-    ranks_by_drawn,
 )
 
 
