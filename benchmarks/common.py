@@ -56,7 +56,6 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", module="pytorch_lightning|lightning_fabric|torchmetrics")
 
 
-
 def positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -109,7 +108,6 @@ def set_threads(threads: int | None) -> int:
     return torch.get_num_threads()
 
 
-
 def load_average() -> list[float] | None:
     """1/5/15-minute load averages: how busy the (shared) machine was around a run."""
     try:
@@ -134,7 +132,6 @@ def machine_info() -> dict[str, Any]:
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "load_average": load_average(),
     }
-
 
 
 def summarize(samples: Sequence[float]) -> dict[str, float]:
@@ -190,7 +187,6 @@ class PeakMemory:
         peak = _status_mib("VmHWM")
         if self.reset_ok and peak is not None and self.start_mib is not None:
             self.delta_mib = max(0.0, peak - self.start_mib)
-
 
 
 def check_mnist_dir(path: Path | str) -> Path:
@@ -259,7 +255,6 @@ def train_only_datamodule(images: np.ndarray, labels: np.ndarray, batch_size: in
     datamodule = HandwritingDataModule(Pool(), split={"train": None}, batch_size=batch_size)
     datamodule.setup("fit")
     return datamodule
-
 
 
 def pct(value: float | None, digits: int = 1) -> str:

@@ -53,6 +53,7 @@ def plan(quick: bool, mnist: bool = True) -> dict[str, tuple[str, str, list[str]
         "inference": ("Inference latency and throughput", "inference_latency", few),
         "scaling": ("Scaling with data size and hidden width", "scaling",
                     [*(["--mnist-dir", MNIST] if mnist else []), "--threads", "1", *few]),
+        "http_load": ("HTTP API under load", "http_load", few),
     }
 
 

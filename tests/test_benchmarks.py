@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import inference_latency, run_all, scaling, train_speed
+from benchmarks import http_load, inference_latency, run_all, scaling, train_speed
 from benchmarks.common import PeakMemory, percentiles, run_main, summarize, table, write_json
+from tests.helpers import save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,6 +62,9 @@ def payloads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
         "scaling": run_script(scaling, ["--quick", "--plot", str(tmp / "scaling.png")],
                               tmp / "scaling.json"),
     }
+    save_checkpoint(tmp / "tiny.ckpt", hidden_sizes=(16,))
+    out["http_load"] = run_script(http_load, ["--quick", "--model", str(tmp / "tiny.ckpt")],
+                                  tmp / "http_load.json")
     out["_tmp"] = {"dir": str(tmp)}
     return out
 
@@ -103,6 +107,22 @@ def test_scaling_reports_each_point_and_saves_plot(payloads: dict[str, Any]) -> 
     assert plot.is_file() and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot.parent == Path(payloads["_tmp"]["dir"])  # never the committed benchmarks/scaling.png
     assert "(scaling.png)" in scaling.markdown(p, plot.parent)  # linked beside the markdown
+
+
+def test_http_load_serves_real_uploads_at_each_level(payloads: dict[str, Any]) -> None:
+    p = payloads["http_load"]
+    assert [(r["size"], r["concurrency"]) for r in p["levels"]] == [(28, 1), (28, 4), (280, 1),
+                                                                    (280, 4)]
+    for level in p["levels"]:
+        assert level["errors"] == 0 and level["requests"] == 100
+        assert 0 < level["p50_ms"] <= level["p95_ms"] <= level["p99_ms"]
+    assert set(p["stages_ms"]) == {"28", "280"}  # where the time goes, per upload size
+    assert all(ms > 0 for row in p["stages_ms"].values() for ms in row.values())
+    assert "tiny.ckpt" in p["config"]["model"]
+    rows = [line for line in http_load.markdown(p).splitlines() if line.startswith("| 280x280")]
+    assert len(rows) == 3  # two load levels and the time per step
+    p50 = p["levels"][0]["p50_ms"]
+    assert f"28x28 upload, one client: p50 {p50:.2f} ms (target <= 5 ms: " in http_load.headline(p)
 
 
 def test_run_all_renders_every_kept_result(payloads: dict[str, Any], tmp_path: Path) -> None:
