@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import logsumexp
 
-from benchmarks.common import add_pendigits, cli, load_predictor, positive_int, run_main, table
+from benchmarks import common
 from handwriting.calibration import reliability_bins, softmax
 from handwriting.confidence import HOLDOUT, ConfidenceFit, junk_refused, logits_of, score
 from handwriting.data.embedded import EmbeddedMNIST
@@ -69,18 +69,18 @@ def reliability_plot(logits: np.ndarray, temperature: float, labels: np.ndarray,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = cli(__doc__, threads=False, json_out=False)  # the JSON goes beside --out
+    parser = common.cli(__doc__, threads=False, json_out=False)  # the JSON goes beside --out
     parser.add_argument("--model", type=Path, required=True, help="a checkpoint or a promoted dir")
-    add_pendigits(parser)
-    parser.add_argument("--junk", type=positive_int, default=2000, help="test junk inputs")
-    parser.add_argument("--junk-count", type=positive_int, default=12000,
+    common.add_pendigits(parser)
+    parser.add_argument("--junk", type=common.positive_int, default=2000, help="test junk inputs")
+    parser.add_argument("--junk-count", type=common.positive_int, default=12000,
                         help="training junk for the detector (as conf/config.yaml)")
-    parser.add_argument("--detector-epochs", type=positive_int, default=30)
+    parser.add_argument("--detector-epochs", type=common.positive_int, default=30)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("CONFIDENCE.md"))
     args = parser.parse_args(argv)
 
     path = args.model / "model.ckpt" if args.model.is_dir() else args.model
-    model = load_predictor(path)[0].model
+    model = common.load_predictor(path)[0].model
     data = PenDigits(cache_dir=args.pendigits_cache, download=False, unipen_file=args.unipen_file,
                      val_writers=args.val_writers, test_writers=args.test_writers).load()
     fit = ConfidenceFit(junk_count=args.junk_count, detector_epochs=args.detector_epochs)
@@ -119,11 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{summary['temperature']:.3f}, answer threshold {summary['answer_threshold']:.3f}, junk "
         f"threshold {summary['junk_threshold']:.3f}. Produced by `python -m benchmarks.confidence "
         f"--model {args.model}`.", "",
-        table(["measure", "value", "target"], rows), "",
+        common.table(["measure", "value", "target"], rows), "",
         "Junk refused by kind (preprocessing's 'blank' counts as refused):", "",
-        table(["kind", "refused"], [[k, f"{v:.1%}"] for k, v in per_kind.items()]), "",
+        common.table(["kind", "refused"], [[k, f"{v:.1%}"] for k, v in per_kind.items()]), "",
         "The classifier alone as a junk score, at the same 1% of validation digits refused:", "",
-        table(["score", "junk refused"], [[k, f"{v:.1%}"] for k, v in baselines.items()]), "",
+        common.table(["score", "junk refused"], [[k, f"{v:.1%}"] for k, v in baselines.items()]), "",
         f"![reliability diagram]({plot.name})", "",
     ])
     args.out.write_text(text)
@@ -133,4 +133,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(common.run_main(main))

@@ -27,7 +27,6 @@ import numpy as np
 import yaml
 
 from benchmarks import common
-from benchmarks.common import BenchmarkError, run_main, table
 from handwriting.data.pen_source import EVAL_STYLE, PenDigits
 from handwriting.data.pendigits import LICENSE_NOTE
 from handwriting.preprocessing import prepare_canvas
@@ -66,10 +65,10 @@ def load_model(path: Path) -> tuple[Any, Path, dict[str, Any]]:
         info = json.loads((path / "run.json").read_text())
         path = path / info["best_checkpoint"]
     if not path.is_file():
-        raise BenchmarkError(f"--model {path}: no checkpoint, promoted dir or finished run dir")
+        raise common.BenchmarkError(f"--model {path}: no checkpoint, promoted dir or finished run dir")
     predictor = common.load_predictor(path)[0]
     if list(predictor.classes) != CLASSES:
-        raise BenchmarkError(f"{path} reads {predictor.classes}, not the digits 0-9")
+        raise common.BenchmarkError(f"{path} reads {predictor.classes}, not the digits 0-9")
     info = info or dict(predictor.metadata)
     run_dir = Path(info.get("run_dir") or next(
         (p for p in path.parents[:3] if (p / "run.json").is_file() or (p / ".hydra").is_dir()),
@@ -137,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     models = [spec.partition("=")[::2] for spec in args.model]
     if any(not name or not path for name, path in models):
-        raise BenchmarkError("--model expects NAME=PATH")
+        raise common.BenchmarkError("--model expects NAME=PATH")
     loaded = [(name, *load_model(Path(path))) for name, path in models]
     source = PenDigits(cache_dir=args.pendigits_cache, download=False, unipen_file=args.unipen_file,
                        val_writers=args.val_writers, test_writers=args.test_writers)
@@ -164,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         for canvas in firsts:  # the batched reading must be the app's own call
             batched = predictor.probabilities(prepare_canvas(canvas)[None])[0]
             if not np.allclose(predictor.predict_canvas(canvas).probabilities, batched, atol=1e-5):
-                raise BenchmarkError("batched evaluation differs from Predictor.predict_canvas")
+                raise common.BenchmarkError("batched evaluation differs from Predictor.predict_canvas")
         probs = predictor.probabilities(x_test)
         row = score(probs.argmax(1), probs.max(1), test.labels, test.writers)
         row["val"] = (predictor.probabilities(x_val).argmax(1) == val.labels).mean()
@@ -203,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"confusions); {1000 * tess_seconds / tess_n:.0f} ms/drawing, 2 workers")
         except TesseractUnavailable as error:
             rows.append(["Tesseract", f"not run: {error}", 0, *["n/a"] * 6, "—", "—", "—"])
-    print(table(HEADERS, rows))
+    print(common.table(HEADERS, rows))
     seconds = time.perf_counter() - started
     own_file = "a UNIPEN file of your own (not UCI's)."
     text = "\n\n".join([
@@ -222,9 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         "`drawn/acc` (which stores them as 8-bit images, read here as floats): "
         f"{'yes' if same else 'NO'}. Tesseract reads the canvas's ink "
         "(`TesseractReader.read_char`, single character).",
-        table(HEADERS, rows),
-        "**Per class (accuracy %, test writers)**\n\n" + table(["model", *CLASSES], per_class),
-        "**Per test writer (accuracy %)**\n\n" + table(["model", *writers], per_writer),
+        common.table(HEADERS, rows),
+        "**Per class (accuracy %, test writers)**\n\n" + common.table(["model", *CLASSES], per_class),
+        "**Per test writer (accuracy %)**\n\n" + common.table(["model", *writers], per_writer),
         "\n".join(f"- {note}" for note in notes) or "- no notes",
     ]) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -234,4 +233,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(common.run_main(main))

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import ROOT, cli
+from benchmarks import common
 
 PROMOTERS, ROUNDS, KILLS, SEED, EPOCHS = 4, 15, 3, 0, 20  # KILLS: promoters and trainings
 TRAIN_OVERRIDES = ("data.split.train=1000 data.split.val=200 data.split.test=200 data.redraw=0 "
@@ -126,7 +126,7 @@ def soak_training(work: Path) -> dict[str, int]:
     env = os.environ | {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1"}
     for attempt in range(KILLS + 5):
         started = time.time()
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen(args, cwd=common.ROOT, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
         if attempt < KILLS:
             # Once this attempt has written a checkpoint, kill it at a random moment: mid-epoch,
@@ -161,7 +161,7 @@ def soak_training(work: Path) -> dict[str, int]:
 
 
 def main() -> int:
-    cli(__doc__, threads=False, json_out=False).parse_args()  # --help only
+    common.cli(__doc__, threads=False, json_out=False).parse_args()  # --help only
     import torch
 
     torch.set_num_threads(1)

@@ -33,18 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import (
-    BenchmarkError,
-    add_pendigits,
-    cli,
-    load_predictor,
-    machine_info,
-    pct,
-    positive_int,
-    run_main,
-    table,
-    write_json,
-)
+from benchmarks import common
 
 SPACINGS = {"separated": (0.15, 0.6), "touching": (-0.08, 0.0), "overlapping": (-0.3, -0.08)}
 TARGETS = {"separated": {"right count": 0.995, "whole number": 0.93},
@@ -95,7 +84,7 @@ def make_numbers(part: Any, n: int, seed: int, lengths: tuple[int, int]) -> list
     writers = np.asarray(part.writers)
     names = sorted(set(writers.tolist()))
     if not names:
-        raise BenchmarkError("the held-out split has no writers: hold some out (--test-writers)")
+        raise common.BenchmarkError("the held-out split has no writers: hold some out (--test-writers)")
     numbers = []
     for spacing in SPACINGS:
         for _ in range(n):
@@ -182,10 +171,10 @@ def verdicts(res: dict[str, Any], apart: dict[str, Any]) -> list[str]:
         for what, target in targets.items():
             value = row["right_length" if what == "right count" else "whole_accuracy"]
             met = value is not None and value >= target
-            lines.append(f"- {spacing}, {what} >= {target:.1%}: {pct(value)} -> {'met' if met else 'NOT met'}")
+            lines.append(f"- {spacing}, {what} >= {target:.1%}: {common.pct(value)} -> {'met' if met else 'NOT met'}")
         char, single = row["char_accuracy"], apart[spacing]["char_accuracy"]
         ok = char is not None and single is not None and char >= single - 0.005
-        lines.append(f"- {spacing}, per character {pct(char)} vs the same digits read apart {pct(single)}"
+        lines.append(f"- {spacing}, per character {common.pct(char)} vs the same digits read apart {common.pct(single)}"
                      f" -> {'met' if ok else 'NOT met'} (within 0.5 points)")
     return lines
 
@@ -194,14 +183,14 @@ def report(payload: dict[str, Any]) -> str:
     res, cfg = payload["results"], payload["config"]
     headers = ["reader", "n", *(f"{s}: whole / char / count" for s in SPACINGS), "all: whole / char / count"]
     rows = [[name, str(r["all"]["n"]), *(
-        f"{pct(r[k]['whole_accuracy'])} / {pct(r[k]['char_accuracy'])} / {pct(r[k]['right_length'])}"
+        f"{common.pct(r[k]['whole_accuracy'])} / {common.pct(r[k]['char_accuracy'])} / {common.pct(r[k]['right_length'])}"
         for k in (*SPACINGS, "all"))] for name, r in res.items()]
     lines = ["# Numbers written with real pens: strokes versus pixels", "",
              f"{cfg['n_per_spacing']} numbers per spacing of {cfg['digits'][0]}-{cfg['digits'][1]} digits, "
              f"each by one of {cfg['writers']} held-out test writers ({cfg['split']}), seed {cfg['seed']}; "
              f"model {cfg['model']}. See the docstring of `benchmarks/stroke_numbers.py` for the layout. "
              "Cells: whole number right / per character / right count of characters.", "",
-             table(headers, rows), "",
+             common.table(headers, rows), "",
              f"Tesseract: {cfg['tesseract']}. Seconds: "
              + ", ".join(f"{k} {v:.1f}" for k, v in payload["seconds"].items()), "",
              "## Targets (stroke reader)", "", *verdicts(res[STROKE_READER], res[APART]), ""]
@@ -214,35 +203,35 @@ def report(payload: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     from handwriting import tesseract_binary
     from handwriting.data.pen_source import PenDigits
-    p = cli(__doc__, threads=False)
+    p = common.cli(__doc__, threads=False)
     p.add_argument("--checkpoint", type=Path, required=True, help="model checkpoint (a digit model)")
-    add_pendigits(p)
+    common.add_pendigits(p)
     p.add_argument("--split", choices=("test", "val"), default="test",
                    help="whose numbers: test writers (report) or validation writers (tuning)")
-    p.add_argument("--n", type=positive_int, default=300, help="numbers per spacing")
-    p.add_argument("--max-digits", type=positive_int, default=8, help=f">= {MIN_DIGITS}")
+    p.add_argument("--n", type=common.positive_int, default=300, help="numbers per spacing")
+    p.add_argument("--max-digits", type=common.positive_int, default=8, help=f">= {MIN_DIGITS}")
     p.add_argument("--tesseract", type=int, default=20, help="numbers per spacing for Tesseract (0: none)")
     p.add_argument("--out", type=Path, default=None, help="write the markdown report here")
     args = p.parse_args(argv)
     args.min_digits, args.seed, args.split_seed = MIN_DIGITS, SEED, SPLIT_SEED
     if args.max_digits < MIN_DIGITS:
-        raise BenchmarkError(f"--max-digits must be >= {MIN_DIGITS}")
-    predictor = load_predictor(args.checkpoint)[0]
+        raise common.BenchmarkError(f"--max-digits must be >= {MIN_DIGITS}")
+    predictor = common.load_predictor(args.checkpoint)[0]
     if list(predictor.classes) != [str(d) for d in range(10)]:
-        raise BenchmarkError(f"{args.checkpoint} reads {predictor.classes}, not the digits 0-9")
+        raise common.BenchmarkError(f"{args.checkpoint} reads {predictor.classes}, not the digits 0-9")
     source = PenDigits(cache_dir=args.pendigits_cache, download=False, val_writers=args.val_writers,
                        test_writers=args.test_writers, split_seed=args.split_seed,
                        unipen_file=args.unipen_file)
     try:
         parts, _ = source.strokes()
     except (FileNotFoundError, OSError, ValueError) as error:
-        raise BenchmarkError(f"cannot read the pen digits: {error}") from error
+        raise common.BenchmarkError(f"cannot read the pen digits: {error}") from error
     part = parts[args.split]
     numbers = make_numbers(part, args.n, args.seed, (args.min_digits, args.max_digits))
     answers, seconds = read_all(numbers, predictor, args.tesseract)
     version = tesseract_binary.tesseract_version()
     payload: dict[str, Any] = {
-        "benchmark": "stroke_numbers", "machine": machine_info(), "seconds": seconds,
+        "benchmark": "stroke_numbers", "machine": common.machine_info(), "seconds": seconds,
         "config": {"n_per_spacing": args.n, "digits": [args.min_digits, args.max_digits],
                    "seed": args.seed, "split": f"{args.split} split, split_seed {args.split_seed}",
                    "writers": len(set(np.asarray(part.writers).tolist())), "model": str(args.checkpoint),
@@ -259,9 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
-    write_json(args.json_out, payload)
+    common.write_json(args.json_out, payload)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(common.run_main(main))

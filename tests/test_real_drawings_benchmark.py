@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import real_drawings
+from benchmarks import common, real_drawings
 from handwriting import tesseract_binary
 from handwriting.data.pendigits import TRAIN_FILE
 from tests.browser_helpers import load_mnist_sample, train_tiny_model, write_promoted_model
@@ -77,5 +77,5 @@ def test_missing_tesseract_is_a_row_not_a_crash(setup, monkeypatch):
 
 def test_bad_model_path_exits_with_a_message(setup, capsys):
     argv = ["--model", f"x={setup['root'] / 'nope'}", "--unipen-file", str(setup["root"] / TRAIN_FILE)]
-    assert real_drawings.run_main(real_drawings.main, argv) == 2
+    assert common.run_main(real_drawings.main, argv) == 2
     assert "no checkpoint" in capsys.readouterr().err

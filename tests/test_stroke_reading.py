@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import stroke_numbers
+from benchmarks import common, stroke_numbers
 from handwriting import cli
 from handwriting.data.pendigits import TRAIN_FILE
 from handwriting.preprocessing import EmptyImageError, prepare_image
@@ -179,7 +179,7 @@ def test_benchmark_smoke_on_a_synthetic_unipen_file(tiny_model, tmp_path):
     text = out.read_text()
     assert re.search(r"^\| strokes \(read_strokes\) +\| 9 +\|", text, re.M)
     assert text.count(" -> met") + text.count(" -> NOT met") == 9  # 3 targets x 3 spacings
-    assert stroke_numbers.run_main(stroke_numbers.main, ["--checkpoint", str(tmp_path / "nope.ckpt")]) == 2
+    assert common.run_main(stroke_numbers.main, ["--checkpoint", str(tmp_path / "nope.ckpt")]) == 2
 
 
 def test_a_short_hook_is_part_of_a_digit_not_a_digit_of_its_own():
