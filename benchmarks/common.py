@@ -1,5 +1,5 @@
-"""What every benchmark script shares: the machine it ran on, timing statistics, a peak
-memory probe, the project's own data configs, markdown tables and JSON output.
+"""What every benchmark script shares: the machine it ran on, timing statistics, /proc
+fields, the project's own data configs, markdown tables and JSON output.
 
 A script prints its markdown and, with ``--json-out``, writes the numbers behind it; run as
 ``python -m benchmarks.NAME`` from the project root. Nothing here asserts on speed: the
@@ -76,14 +76,6 @@ def cli(doc: str | None, threads: bool = True, json_out: bool = True) -> argpars
     return p
 
 
-def add_data(p: argparse.ArgumentParser) -> None:
-    """``--data embedded|mnist`` and ``--mnist-dir`` (the four official MNIST .gz files)."""
-    p.add_argument("--data", choices=("embedded", "mnist"), default="embedded",
-                   help="embedded: the packaged 10k digits' split; mnist: the official files")
-    p.add_argument("--mnist-dir", type=Path, default=None,
-                   help="folder with the four official MNIST .gz files (for --data mnist)")
-
-
 def add_pendigits(p: argparse.ArgumentParser) -> None:
     """Where the pen digits are and how many writers are held out (as in training)."""
     p.add_argument("--pendigits-cache", default=None, help="folder with pendigits-orig.tra")
@@ -121,7 +113,7 @@ def machine_info() -> dict[str, Any]:
     import pytorch_lightning as pl
     import torch
 
-    cpu, memory = _proc_field("/proc/cpuinfo", "model name"), _proc_field("/proc/meminfo", "MemTotal")
+    cpu, memory = proc_field("/proc/cpuinfo", "model name"), proc_field("/proc/meminfo", "MemTotal")
     return {
         "cpu": cpu.split(":", 1)[1].strip() if cpu else platform.processor() or platform.machine(),
         "cores": len(os.sched_getaffinity(0)), "cpu_count": os.cpu_count(),
@@ -156,37 +148,12 @@ def timed_map(fn: Callable[[Any], Any], items: Sequence[Any]) -> tuple[list[Any]
     return results, ms
 
 
-def _proc_field(path: str, key: str) -> str | None:
+def proc_field(path: str, key: str) -> str | None:
     """The first line of a /proc file starting with ``key`` (None where there is none)."""
     try:
         return next(x for x in Path(path).read_text().splitlines() if x.startswith(key))
     except (OSError, StopIteration):
         return None
-
-
-def _status_mib(field: str) -> float | None:
-    line = _proc_field("/proc/self/status", field + ":")
-    return None if line is None else int(line.split()[1]) / 1024
-
-
-class PeakMemory:
-    """``with PeakMemory() as mem: ...`` -> ``mem.delta_mib``: peak RSS during the block minus
-    RSS at its start. The kernel's high-water mark is reset through /proc/self/clear_refs
-    (Linux), so torch's tensors count, which tracemalloc would miss; None elsewhere."""
-
-    def __enter__(self) -> PeakMemory:
-        try:
-            Path("/proc/self/clear_refs").write_text("5")
-            self.reset_ok = True
-        except OSError:
-            self.reset_ok = False
-        self.start_mib, self.delta_mib = _status_mib("VmRSS"), None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        peak = _status_mib("VmHWM")
-        if self.reset_ok and peak is not None and self.start_mib is not None:
-            self.delta_mib = max(0.0, peak - self.start_mib)
 
 
 def check_mnist_dir(path: Path | str) -> Path:

@@ -12,7 +12,7 @@ import gc
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -29,6 +29,31 @@ QUICK = {"data_sizes": [256, 512], "hidden_sizes": [8, 16], "hidden_data_size": 
 BASE_HIDDEN = 128
 DEFAULT_PLOT = common.ROOT / "benchmarks" / "scaling.png"
 QUICK_PLOT = common.ROOT / "outputs" / "bench" / "scaling_quick.png"  # outputs/ is git-ignored
+
+
+def _status_mib(field: str) -> float | None:
+    line = common.proc_field("/proc/self/status", field + ":")
+    return None if line is None else int(line.split()[1]) / 1024
+
+
+class PeakMemory:
+    """``with PeakMemory() as mem: ...`` -> ``mem.delta_mib``: peak RSS during the block minus
+    RSS at its start. The kernel's high-water mark is reset through /proc/self/clear_refs
+    (Linux), so torch's tensors count, which tracemalloc would miss; None elsewhere."""
+
+    def __enter__(self) -> Self:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+            self.reset_ok = True
+        except OSError:
+            self.reset_ok = False
+        self.start_mib, self.delta_mib = _status_mib("VmRSS"), None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        peak = _status_mib("VmHWM")
+        if self.reset_ok and peak is not None and self.start_mib is not None:
+            self.delta_mib = max(0.0, peak - self.start_mib)
 
 
 def release_free_memory() -> bool:
@@ -58,7 +83,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     def measure(n: int, width: int, datamodule: Any = None) -> dict[str, Any]:
         release_free_memory()
-        with common.PeakMemory() as mem:  # building the data module here counts it too
+        with PeakMemory() as mem:  # building the data module here counts it too
             datamodule = first(n) if datamodule is None else datamodule
             seconds = plain_epochs(datamodule, [width, width], args.warmup + args.repeats)
         seconds = seconds[args.warmup:]  # warm-up epochs are not measured

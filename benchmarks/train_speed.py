@@ -43,6 +43,14 @@ class MinimalModule(pl.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=LR)
 
 
+def add_data(p: argparse.ArgumentParser) -> None:
+    """``--data embedded|mnist`` and ``--mnist-dir`` (the four official MNIST .gz files)."""
+    p.add_argument("--data", choices=("embedded", "mnist"), default="embedded",
+                   help="embedded: the packaged 10k digits' split; mnist: the official files")
+    p.add_argument("--mnist-dir", type=Path, default=None,
+                   help="folder with the four official MNIST .gz files (for --data mnist)")
+
+
 def mnist_train(mnist_dir: Path | None) -> Any:
     """All 60k official MNIST training images, read from ``mnist_dir`` (never downloaded)."""
     from handwriting.data.mnist import MNIST
@@ -164,7 +172,7 @@ def markdown(p: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = common.cli(__doc__)
-    common.add_data(p)
+    add_data(p)
     p.add_argument("--train-size", type=common.positive_int, default=None,
                    help="use only the first N training images (default: all)")
     p.add_argument("--repeats", type=common.positive_int, default=5,

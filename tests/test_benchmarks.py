@@ -18,7 +18,8 @@ import pytest
 import torch
 
 from benchmarks import http_load, inference_latency, run_all, scaling, train_speed
-from benchmarks.common import PeakMemory, percentiles, run_main, summarize, table, write_json
+from benchmarks.common import percentiles, run_main, summarize, table, write_json
+from benchmarks.scaling import PeakMemory
 from tests.helpers import save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
