@@ -202,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
                          f"confusions); {1000 * tess_seconds / tess_n:.0f} ms/drawing, 2 workers")
         except TesseractUnavailable as error:
             rows.append(["Tesseract", f"not run: {error}", 0, *["n/a"] * 6, "—", "—", "—"])
-    print(common.table(HEADERS, rows))
+    summary = common.table(HEADERS, rows)
+    print(summary)
     seconds = time.perf_counter() - started
     own_file = "a UNIPEN file of your own (not UCI's)."
     text = "\n\n".join([
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         "`drawn/acc` (which stores them as 8-bit images, read here as floats): "
         f"{'yes' if same else 'NO'}. Tesseract reads the canvas's ink "
         "(`TesseractReader.read_char`, single character).",
-        common.table(HEADERS, rows),
+        summary,
         "**Per class (accuracy %, test writers)**\n\n" + common.table(["model", *CLASSES], per_class),
         "**Per test writer (accuracy %)**\n\n" + common.table(["model", *writers], per_writer),
         "\n".join(f"- {note}" for note in notes) or "- no notes",

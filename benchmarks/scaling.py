@@ -61,9 +61,10 @@ def release_free_memory() -> bool:
     in its RSS peak instead of reusing pages an earlier point left; False without glibc."""
     gc.collect()
     try:
-        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0)) or True
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         return False
+    return True
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
